@@ -1,0 +1,3 @@
+from gdpr_daemon.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""``gdpr-daemon check``: each prerequisite as OK or a one-line reason."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from gdpr_daemon.config import ConfigError, Settings, load_settings
+
+
+async def run_checks(config_path: str | None, *, out: Callable[[str], None] = print) -> int:
+    failures = 0
+
+    def report(name: str, ok: bool, detail: str) -> None:
+        nonlocal failures
+        failures += 0 if ok else 1
+        out(f"{'OK  ' if ok else 'FAIL'}  {name:<16} {detail}")
+
+    try:
+        settings: Settings = load_settings(config_path)
+        settings.require_database()
+        settings.require_api()
+        report("config", True, "settings complete")
+    except ConfigError as exc:
+        report("config", False, str(exc))
+        return 1
+
+    from gdpr_daemon.daemon import client_config
+    from gdpr_daemon.db import migrate
+    from gdpr_daemon.db.engine import make_engine, safe_url
+    from gdpr_daemon.errors import describe
+    from gdpr_daemon.ownbackup import OwnBackupClient
+
+    engine = make_engine(settings.require_database(), pool_size=1)
+
+    async def step(name: str, fn: Callable[[], Awaitable[str]]) -> bool:
+        try:
+            report(name, True, await fn())
+            return True
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+            report(name, False, describe(exc))
+            return False
+
+    async def database() -> str:
+        async with engine.connect() as conn:
+            version = (await conn.exec_driver_sql("SHOW server_version")).scalar_one()
+        return f"{safe_url(settings.database_url or '')} (Postgres {version})"
+
+    async def schema() -> str:
+        current, head = await migrate.current_revision(engine), migrate.head_revision()
+        if current != head:
+            raise RuntimeError(f"schema at revision {current or 'none'}, needs {head}: run `gdpr-daemon migrate`")
+        return f"revision {current} (newest)"
+
+    try:
+        if await step("database", database):
+            await step("schema", schema)
+        try:
+            config = client_config(settings)
+        except ConfigError as exc:
+            report("api login", False, str(exc))
+            return 1
+        async with OwnBackupClient(config) as client:
+
+            async def login() -> str:
+                await client.authenticate()
+                return f"{config.base_url} as {settings.ownbackup_email or 'API token'}"
+
+            async def services() -> str:
+                found = await client.list_services()
+                if not found:
+                    raise RuntimeError("the account has no services: requests could only be rejected")
+                return f"{len(found)} visible: " + ", ".join(f"{s.id} {s.displayed_name}" for s in found[:5]) + (
+                    ", ..." if len(found) > 5 else ""
+                )
+
+            if await step("api login", login):
+                await step("services", services)
+    finally:
+        await engine.dispose()
+    return 1 if failures else 0

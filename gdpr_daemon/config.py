@@ -1,0 +1,323 @@
+"""Settings: one model, read once at start-up, passed down frozen.
+
+Sources, later ones winning: the defaults below, a TOML file (``--config PATH`` or
+``GDPR_DAEMON_CONFIG``), then environment variables ``GDPR_DAEMON_<KEY>``.  In the TOML
+file a key may be written flat (``database_url = ...``) or in the table named by its
+first word (``[database]`` ``url = ...``).  Any problem is a :class:`ConfigError` whose
+message is one sentence naming the key, its environment variable, and what is wrong.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ENV_PREFIX = "GDPR_DAEMON_"
+
+REGIONS = (
+    "app1", "useast2", "hipaa1", "hipaa4", "usgov2", "ca1", "ca4",
+    "emea1", "emea2", "emea4", "uk1", "au1", "au4",
+)  # fmt: skip
+
+SECTIONS = ("database", "ownbackup", "queue", "events", "log", "health", "retention", "intake")
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or wrong; the message says which and why."""
+
+
+class Settings(BaseModel):
+    """Every configuration key of gdpr-daemon.  Descriptions feed the README's reference."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str | None = Field(
+        None, description="Postgres URL as libpq takes it (`postgresql://user@host:5432/db`)."
+    )
+    database_listen_url: str | None = Field(
+        None,
+        description="Direct Postgres URL for LISTEN when `database_url` goes through a "
+        "transaction-mode pooler such as PgBouncer; defaults to `database_url`.",
+    )
+    database_pool_size: int = Field(10, ge=1, le=200, description="Connections in the pool.")
+
+    ownbackup_url: str | None = Field(
+        None, description="Explicit API base URL (wins over `ownbackup_region`)."
+    )
+    ownbackup_region: str | None = Field(
+        None, description="OwnBackup region, e.g. `emea1`; the URL becomes `https://{region}.owndata.com`."
+    )
+    ownbackup_auth: Literal["session", "oauth"] = Field(
+        "session", description="`session` (email and password) or `oauth` (API token)."
+    )
+    ownbackup_email: str | None = Field(None, description="Login email for session auth.")
+    ownbackup_password: SecretStr | None = Field(
+        None, description="Password for session auth. Never logged."
+    )
+    ownbackup_password_file: Path | None = Field(
+        None,
+        description="File holding the password (wins over `ownbackup_password`); a systemd "
+        "credential `ownbackup_password` is read when present.",
+    )
+    ownbackup_api_token: SecretStr | None = Field(
+        None, description="API token used as OAuth refresh token (oauth auth). Never logged."
+    )
+    ownbackup_token_url: str | None = Field(
+        None, description="OAuth token URL; defaults to `{ownbackup_url}/oauth/token`."
+    )
+    ownbackup_client_id: str = Field("gdpr-daemon", description="OAuth client id.")
+    ownbackup_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="Whole-call timeout for one API call."
+    )
+    ownbackup_connect_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="Connect timeout for one API call."
+    )
+    ownbackup_allow_insecure_http: bool = Field(
+        False, description="Allow plain `http://` to a non-loopback host (never in production)."
+    )
+    ownbackup_endpoints: dict[str, str] = Field(
+        default_factory=dict,
+        description="Overrides of API paths by call name, e.g. `{gdpr_forget = \"/api/v2/...\"}`.",
+    )
+
+    queue_concurrency: int = Field(
+        32, ge=1, le=1000, description="Submissions in flight at once, in this process."
+    )
+    queue_per_service_concurrency: int = Field(
+        8, ge=1, le=1000, description="Submissions in flight at once to one service."
+    )
+    queue_max_attempts: int = Field(
+        8, ge=1, le=100, description="Attempts before a request ends `failed`."
+    )
+    queue_backoff_base_seconds: float = Field(
+        5.0, gt=0, description="First retry delay; doubles each attempt, with jitter."
+    )
+    queue_backoff_max_seconds: float = Field(900.0, gt=0, description="Longest retry delay.")
+    queue_lease_seconds: float = Field(
+        30.0, ge=2, le=60, description="Lease on a claimed request; renewed while it is worked on."
+    )
+    queue_poll_interval_seconds: float = Field(
+        5.0, gt=0, le=3600, description="Fallback poll when no NOTIFY arrives."
+    )
+    queue_reaper_interval_seconds: float = Field(
+        10.0, gt=0, le=3600, description="How often expired leases are returned to `pending`."
+    )
+    queue_services_refresh_seconds: float = Field(
+        300.0, gt=0, description="How often the account's service list is refreshed."
+    )
+    queue_shutdown_timeout_seconds: float = Field(
+        20.0, gt=0, le=600, description="Drain bound on SIGTERM: in-flight calls get this long."
+    )
+    queue_erase_value_after_submit: bool = Field(
+        True, description="Erase a rectify `value` once submitted, keeping its SHA-256."
+    )
+
+    events_pull_interval_seconds: float = Field(
+        300.0, gt=0, description="How often the account event history is pulled."
+    )
+    events_unconfirmed_after_hours: float = Field(
+        24.0, gt=0, description="A submitted request without a confirming event after this "
+        "long is listed by `requests list --unconfirmed`."
+    )
+
+    log_format: Literal["json", "console"] = Field(
+        "json", description="`json` lines for production, `console` for people."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+
+    health_address: str | None = Field(
+        None, description="`host:port` for /healthz, /readyz and /metrics; off when unset."
+    )
+    instance_name: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}",
+        description="Name of this process in the request history (not used for leases).",
+    )
+
+    @field_validator("database_url", "database_listen_url")
+    @classmethod
+    def _postgres_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        scheme = urlsplit(v).scheme
+        if scheme not in ("postgresql", "postgres") and not scheme.startswith("postgresql+"):
+            raise ValueError("must start with postgresql:// (a libpq URL)")
+        return v
+
+    @field_validator("ownbackup_url", "ownbackup_token_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL with a host, like https://emea1.owndata.com")
+        return v.rstrip("/")
+
+    @field_validator("ownbackup_region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v is not None and v not in REGIONS:
+            raise ValueError(f"unknown region {v!r}; use one of {', '.join(REGIONS)}")
+        return v
+
+    @field_validator("health_address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        host, sep, port = v.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be host:port, like 0.0.0.0:8080")
+        return v
+
+    # ---- derived values -------------------------------------------------------------
+
+    @property
+    def api_base_url(self) -> str | None:
+        if self.ownbackup_url:
+            return self.ownbackup_url
+        if self.ownbackup_region:
+            return f"https://{self.ownbackup_region}.owndata.com"
+        return None
+
+    def require_database(self) -> str:
+        if not self.database_url:
+            raise ConfigError(
+                "database_url (GDPR_DAEMON_DATABASE_URL) is not set: give the Postgres URL, "
+                "like postgresql://gdpr@db.example.com/gdpr"
+            )
+        return self.database_url
+
+    def require_api(self) -> None:
+        """Check that the API settings are complete enough to talk to OwnBackup."""
+        base = self.api_base_url
+        if not base:
+            raise ConfigError(
+                "ownbackup_url (GDPR_DAEMON_OWNBACKUP_URL) or ownbackup_region "
+                "(GDPR_DAEMON_OWNBACKUP_REGION) must be set"
+            )
+        if self.ownbackup_auth == "session":
+            if not self.ownbackup_email:
+                raise ConfigError(
+                    "ownbackup_email (GDPR_DAEMON_OWNBACKUP_EMAIL) is not set, and session auth needs it"
+                )
+            if self.ownbackup_password is None:
+                raise ConfigError(
+                    "ownbackup_password (GDPR_DAEMON_OWNBACKUP_PASSWORD or "
+                    "GDPR_DAEMON_OWNBACKUP_PASSWORD_FILE) is not set, and session auth needs it"
+                )
+        elif self.ownbackup_api_token is None:
+            raise ConfigError(
+                "ownbackup_api_token (GDPR_DAEMON_OWNBACKUP_API_TOKEN) is not set, and oauth auth needs it"
+            )
+        host = urlsplit(base).hostname or ""
+        if urlsplit(base).scheme == "http" and not self.ownbackup_allow_insecure_http and not is_loopback(host):
+            raise ConfigError(
+                f"ownbackup_url (GDPR_DAEMON_OWNBACKUP_URL) uses plain http to {host}; use https, "
+                "or set ownbackup_allow_insecure_http = true for a test system"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper()
+
+
+def _flatten_toml(data: Mapping[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in SECTIONS and isinstance(value, Mapping):
+            flat.update({f"{key}_{sub}": subvalue for sub, subvalue in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key in Settings.model_fields:
+        raw = environ.get(env_name(key))
+        if raw is None or raw == "":
+            continue
+        if key == "ownbackup_endpoints":
+            pairs = [p.split("=", 1) for p in raw.split(",") if p.strip()]
+            if any(len(p) != 2 for p in pairs):
+                raise ConfigError(
+                    f"ownbackup_endpoints ({env_name(key)}): write name=/path pairs separated by commas"
+                )
+            values[key] = {k.strip(): v.strip() for k, v in pairs}
+        else:
+            values[key] = raw
+    return values
+
+
+def _credential_password(environ: Mapping[str, str]) -> Path | None:
+    directory = environ.get("CREDENTIALS_DIRECTORY")
+    if directory:
+        path = Path(directory) / "ownbackup_password"
+        if path.is_file():
+            return path
+    return None
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read the TOML file (if any) and the environment into one validated Settings."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("GDPR_DAEMON_CONFIG") or None
+    values: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        try:
+            with p.open("rb") as fh:
+                values.update(_flatten_toml(tomllib.load(fh)))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+    values.update(_from_env(environ))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(values) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown configuration key {unknown[0]!r}"
+            + (f" in {path}" if path else "")
+            + "; see the configuration reference in the README"
+        )
+    password_file = values.get("ownbackup_password_file") or _credential_password(environ)
+    if password_file:
+        try:
+            secret = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"ownbackup_password_file (GDPR_DAEMON_OWNBACKUP_PASSWORD_FILE): cannot read "
+                f"{password_file}: {exc.strerror}"
+            ) from None
+        values["ownbackup_password"] = secret
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        msg = err["msg"].removeprefix("Value error, ")
+        shown = "" if key in ("ownbackup_password", "ownbackup_api_token") else f" (got {err.get('input')!r})"
+        raise ConfigError(f"{key} ({env_name(key)}): {msg}{shown}") from None

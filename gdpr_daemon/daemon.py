@@ -1,0 +1,198 @@
+"""Wires the parts together: database, API client, queue worker, listener, scheduler.
+
+``Daemon.run`` is the long-running service (until its stop event), ``Daemon.run_once``
+the one-shot ``run --once``.  Periodic work runs as APScheduler jobs: the poll that
+backs up LISTEN/NOTIFY, the lease reaper, the service list refresh and the event pull.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gdpr_daemon.config import ConfigError, Settings
+from gdpr_daemon.db import migrate
+from gdpr_daemon.db.engine import make_engine, safe_url
+from gdpr_daemon.db.queue import QueueStore
+from gdpr_daemon.intake.listener import listen
+from gdpr_daemon.intake.services import ServiceDirectory
+from gdpr_daemon.intake.worker import QueueWorker, WorkerSettings, db_errors
+from gdpr_daemon.logging import get_logger
+from gdpr_daemon.ownbackup import ClientConfig, Endpoints, OAuthAuth, OwnBackupClient, SessionAuth
+
+log = get_logger(__name__)
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why and what to do."""
+
+
+def client_config(settings: Settings) -> ClientConfig:
+    settings.require_api()
+    base = settings.api_base_url
+    assert base is not None
+    if settings.ownbackup_auth == "session":
+        assert settings.ownbackup_email and settings.ownbackup_password
+        auth: SessionAuth | OAuthAuth = SessionAuth(
+            settings.ownbackup_email, settings.ownbackup_password.get_secret_value()
+        )
+    else:
+        assert settings.ownbackup_api_token
+        auth = OAuthAuth(
+            token_url=settings.ownbackup_token_url or f"{base}/oauth/token",
+            client_id=settings.ownbackup_client_id,
+            api_token=settings.ownbackup_api_token.get_secret_value(),
+        )
+    try:
+        endpoints = Endpoints().with_overrides(settings.ownbackup_endpoints)
+        return ClientConfig(
+            base_url=base,
+            auth=auth,
+            timeout=settings.ownbackup_timeout_seconds,
+            connect_timeout=settings.ownbackup_connect_timeout_seconds,
+            endpoints=endpoints,
+            max_connections=max(settings.queue_concurrency * 2, 10),
+            allow_insecure_http=settings.ownbackup_allow_insecure_http,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"ownbackup settings: {exc}") from None
+
+
+def worker_settings(settings: Settings) -> WorkerSettings:
+    return WorkerSettings(
+        concurrency=settings.queue_concurrency,
+        per_service_concurrency=settings.queue_per_service_concurrency,
+        max_attempts=settings.queue_max_attempts,
+        lease_seconds=settings.queue_lease_seconds,
+        poll_interval=settings.queue_poll_interval_seconds,
+        shutdown_timeout=settings.queue_shutdown_timeout_seconds,
+        backoff_base=settings.queue_backoff_base_seconds,
+        backoff_max=settings.queue_backoff_max_seconds,
+    )
+
+
+async def check_schema(engine: AsyncEngine) -> None:
+    current = await migrate.current_revision(engine)
+    head = migrate.head_revision()
+    if current != head:
+        raise StartupError(
+            f"the database schema is at revision {current or 'none'}, this version needs {head}: "
+            "run `gdpr-daemon migrate` first"
+        )
+
+
+@dataclass
+class OnceReport:
+    submitted: int = 0
+    retry_later: int = 0
+    failed: int = 0
+    rejected: int = 0
+    events: dict[str, Any] = field(default_factory=dict)
+
+
+class Daemon:
+    def __init__(self, settings: Settings, *, engine: AsyncEngine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings.require_database(), pool_size=settings.database_pool_size)
+        self._own_engine = engine is None
+        self.token = secrets.token_hex(8)  # lease owner: random, never a host or pod name
+        self.client = OwnBackupClient(client_config(settings))
+        self.store = QueueStore(
+            self.engine,
+            owner=self.token,
+            actor=settings.instance_name,
+            lease_seconds=settings.queue_lease_seconds,
+            erase_value=settings.queue_erase_value_after_submit,
+        )
+        self.services = ServiceDirectory(self.client.list_services)
+        self.worker = QueueWorker(self.store, self.client, self.services, worker_settings(settings))
+        self.ready = asyncio.Event()
+
+    async def _wait_for_database(self, stop: asyncio.Event) -> bool:
+        """Wait (with backoff) until Postgres answers; False if stopped first."""
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                await check_schema(self.engine)
+                return True
+            except db_errors() as exc:
+                log.warning("database_unavailable", action="start", url=safe_url(self.settings.database_url or ""),
+                            error=type(exc).__name__, retry_in=round(backoff, 1))  # fmt: skip
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(backoff * 2, 30.0)
+        return False
+
+    async def _reap(self) -> None:
+        try:
+            n = await self.store.reap_expired(self.settings.queue_max_attempts)
+            if n:
+                log.warning("leases_expired", count=n, hint="a process stopped while holding them")
+                self.worker.wake()
+        except db_errors() as exc:
+            log.warning("database_unavailable", action="reap leases", error=type(exc).__name__)
+
+    async def _refresh_services(self) -> None:
+        try:
+            await self.services.refresh()
+        except Exception as exc:  # noqa: BLE001 - retried at the next interval
+            log.warning("services_refresh_failed", error=str(exc))
+
+    def _scheduler(self) -> AsyncIOScheduler:
+        s = self.settings
+        scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+        scheduler.add_job(self.worker.wake, "interval", seconds=s.queue_poll_interval_seconds, id="poll")
+        scheduler.add_job(self._reap, "interval", seconds=s.queue_reaper_interval_seconds, id="reap-leases")
+        scheduler.add_job(
+            self._refresh_services, "interval", seconds=s.queue_services_refresh_seconds, id="refresh-services"
+        )
+        return scheduler
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Serve until ``stop`` is set; returns the exit status."""
+        async with self.client:
+            if not await self._wait_for_database(stop):
+                return 0
+            await self._reap()
+            await self._refresh_services()
+            scheduler = self._scheduler()
+            scheduler.start()
+            listen_url = self.settings.database_listen_url or self.settings.database_url
+            assert listen_url is not None
+            listener = asyncio.create_task(listen(listen_url, self.worker.wake, stop), name="listener")
+            worker = asyncio.create_task(self.worker.run(stop), name="queue-worker")
+            self.ready.set()
+            log.info("daemon_started", instance=self.settings.instance_name, lease_owner=self.token,
+                     concurrency=self.settings.queue_concurrency)  # fmt: skip
+            exit_code = 0
+            done, _ = await asyncio.wait({listener, worker}, return_when=asyncio.FIRST_COMPLETED)
+            if not stop.is_set():
+                for t in done:
+                    log.error("background_task_died", task=t.get_name(),
+                              error=repr(t.exception()) if not t.cancelled() else "cancelled")  # fmt: skip
+                exit_code = 1
+                stop.set()
+            log.info("daemon_stopping")
+            await asyncio.gather(worker, listener, return_exceptions=True)
+            scheduler.shutdown(wait=False)
+        if self._own_engine:
+            await self.engine.dispose()
+        log.info("daemon_stopped", exit_code=exit_code)
+        return exit_code
+
+    async def run_once(self) -> OnceReport:
+        """Submit every due request and pull new events once."""
+        async with self.client:
+            await check_schema(self.engine)
+            await self._reap()
+            await self.worker.run_once()
+        if self._own_engine:
+            await self.engine.dispose()
+        w = self.worker.recorder.written
+        return OnceReport(submitted=w["submitted"], retry_later=w["pending"], failed=w["failed"], rejected=w["rejected"])

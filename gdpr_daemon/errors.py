@@ -1,0 +1,64 @@
+"""One clear sentence for an error a command could not handle itself.
+
+Database errors are described by their constraint or condition, never by their DETAIL,
+which repeats the row (and so the personal data) that was refused.
+"""
+
+from __future__ import annotations
+
+CONSTRAINTS = {
+    "gdpr_requests_external_ref_key": "external_ref is already used by another request; each case needs its own",
+    "request_type_is_forget_or_rectify": "request_type must be forget or rectify",
+    "status_is_known": "status is not one of the known request states",
+    "service_id_is_positive": "service_id must be a positive number",
+    "record_id_not_blank": "record_id is empty or only white space",
+    "table_name_not_blank": "table_name is empty or only white space",
+    "field_not_blank": "field is empty or only white space",
+    "record_id_no_control_characters": "record_id contains a control character",
+    "table_name_no_control_characters": "table_name contains a control character",
+    "field_no_control_characters": "field contains a control character",
+    "external_ref_no_control_characters": "external_ref contains a control character",
+    "record_id_at_most_255_characters": "record_id is longer than 255 characters",
+    "table_name_at_most_255_characters": "table_name is longer than 255 characters",
+    "field_at_most_255_characters": "field is longer than 255 characters",
+    "external_ref_at_most_255_characters": "external_ref is longer than 255 characters",
+    "value_at_most_131072_characters": "the rectify value is longer than 131072 characters",
+    "comment_at_most_4000_characters": "comment is longer than 4000 characters",
+    "rectify_needs_field_and_value": "a rectify request needs both a field and a value",
+    "forget_has_no_field_or_value": "a forget request takes no field or value",
+}
+
+
+def _root(exc: BaseException) -> BaseException:
+    seen = exc
+    while True:
+        nxt = getattr(seen, "orig", None) or seen.__cause__
+        if nxt is None or nxt is seen:
+            return seen
+        seen = nxt
+
+
+def constraint_message(exc: BaseException) -> str | None:
+    root = _root(exc)
+    name = getattr(root, "constraint_name", None)
+    if name:
+        return CONSTRAINTS.get(name, f"the database refused it (constraint {name})")
+    return None
+
+
+def describe(exc: BaseException) -> str:
+    from gdpr_daemon.ownbackup import OwnBackupError
+
+    if isinstance(exc, OwnBackupError):
+        return str(exc)
+    msg = constraint_message(exc)
+    if msg:
+        return f"refused: {msg}"
+    root = _root(exc)
+    if isinstance(root, ConnectionRefusedError | OSError) and not hasattr(root, "sqlstate"):
+        return f"cannot reach the database: {root.strerror or root}; check database_url and that Postgres runs"
+    sqlstate = getattr(root, "sqlstate", None)
+    if sqlstate:
+        # asyncpg's message is the primary line only (no DETAIL with row values).
+        return f"database error {sqlstate}: {getattr(root, 'message', type(root).__name__)}"
+    return f"{type(root).__name__}: {root}"

@@ -1,0 +1,1 @@
+"""The request queue: claim pending requests, submit them to OwnBackup, record outcomes."""

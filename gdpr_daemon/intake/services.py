@@ -1,0 +1,56 @@
+"""The account's service ids, cached and refreshed, to reject requests naming unknown ones."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+from gdpr_daemon.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class HasId(Protocol):
+    id: int
+
+
+class ServiceDirectory:
+    """Answers whether a service id belongs to the account.
+
+    A miss triggers one refresh (a service may have been added since the last one), at
+    most every ``miss_refresh_seconds``; if the list cannot be fetched at all, the caller
+    gets the API error and treats it as transient.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[Sequence[HasId]]],
+        *,
+        miss_refresh_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._ids: frozenset[int] | None = None
+        self._loaded_at = float("-inf")
+        self._miss_refresh = miss_refresh_seconds
+        self._clock = clock
+
+    @property
+    def ids(self) -> frozenset[int] | None:
+        return self._ids
+
+    async def refresh(self) -> frozenset[int]:
+        services = await self._fetch()
+        self._ids = frozenset(int(s.id) for s in services)
+        self._loaded_at = self._clock()
+        log.debug("services_refreshed", count=len(self._ids))
+        return self._ids
+
+    async def contains(self, service_id: int) -> bool:
+        ids = self._ids if self._ids is not None else await self.refresh()
+        if service_id in ids:
+            return True
+        if self._clock() - self._loaded_at >= self._miss_refresh:
+            ids = await self.refresh()
+        return service_id in ids

@@ -1,0 +1,395 @@
+"""The queue worker: claims due requests, submits each to OwnBackup, records the outcome.
+
+Lifecycle: :meth:`QueueWorker.run` until its stop event is set, then :meth:`drain`.
+Concurrency is bounded globally (``concurrency``) and per service; each claimed request
+runs in its own named task.  Outcomes go through a group-commit recorder: every outcome
+updates its row and writes its history in one transaction, and outcomes that finish
+together share that transaction, which is what lets one process keep up with thousands
+of submissions a second.  Nothing here builds SQL (see ``db/queue.py``) or HTTP (see
+``ownbackup/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gdpr_daemon import metrics
+from gdpr_daemon.db.queue import ClaimedRequest, Outcome, QueueStore
+from gdpr_daemon.db.tables import FAILED, FORGET, PENDING, REJECTED, SUBMITTED
+from gdpr_daemon.intake.services import ServiceDirectory
+from gdpr_daemon.intake.validate import problem
+from gdpr_daemon.logging import get_logger
+from gdpr_daemon.ownbackup import AuthenticationError, OwnBackupError, PermanentError, RetryPolicy
+
+log = get_logger(__name__)
+
+
+class GdprApi(Protocol):
+    """What the worker needs of the OwnBackup client."""
+
+    async def gdpr_forget(
+        self, service_id: int, *, record_id: str, table_name: str, comment: str | None = None
+    ) -> Any: ...
+
+    async def gdpr_rectify(
+        self,
+        service_id: int,
+        *,
+        record_id: str,
+        table_name: str,
+        field: str,
+        value: str,
+        comment: str | None = None,
+    ) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    concurrency: int = 32
+    per_service_concurrency: int = 8
+    claim_batch: int = 200
+    max_attempts: int = 8
+    lease_seconds: float = 30.0
+    poll_interval: float = 5.0
+    shutdown_timeout: float = 20.0
+    backoff_base: float = 5.0
+    backoff_max: float = 900.0
+
+
+def db_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean 'the database is unavailable right now'."""
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    return (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+            DBAPIError, OperationalError, InterfaceError, asyncio.TimeoutError)  # fmt: skip
+
+
+class Recorder:
+    """Group commit of outcomes: whatever finished since the last write goes in the next."""
+
+    def __init__(self, store: QueueStore, *, on_retry_due: Any = None) -> None:
+        self.store = store
+        self._pending: list[Outcome] = []
+        self._have = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._on_retry_due = on_retry_due
+        self.written = Counter[str]()
+
+    def put(self, outcome: Outcome) -> None:
+        self._pending.append(outcome)
+        self._idle.clear()
+        self._have.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Write outcomes as they come; after ``stop``, write what is left and return."""
+        backoff = 0.2
+        while True:
+            if not self._pending:
+                self._idle.set()
+                if stop.is_set():
+                    return
+                self._have.clear()
+                waits = [asyncio.ensure_future(self._have.wait()), asyncio.ensure_future(stop.wait())]
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for w in waits:
+                    w.cancel()
+                continue
+            batch, self._pending = self._pending[:1000], self._pending[1000:]
+            try:
+                _applied, late = await self.store.record(batch)
+            except db_errors() as exc:
+                self._pending[:0] = batch
+                log.warning("database_unavailable", action="record outcomes",
+                            error=type(exc).__name__, retry_in=round(backoff, 1))  # fmt: skip
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = 0.2
+            for o in batch:
+                self.written[o.status] += 1
+                if o.status == PENDING and self._on_retry_due is not None:
+                    self._on_retry_due(o.retry_in)
+            if late:
+                metrics.SUBMISSIONS.labels(outcome="late").inc(late)
+                log.warning("late_outcomes", count=late,
+                            hint="a lease expired before the answer came; the history notes each")  # fmt: skip
+
+    async def flushed(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+
+class QueueWorker:
+    def __init__(
+        self,
+        store: QueueStore,
+        api: GdprApi,
+        services: ServiceDirectory,
+        settings: WorkerSettings,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.api = api
+        self.services = services
+        self.settings = settings
+        self.retry = RetryPolicy(
+            base=settings.backoff_base, max_delay=settings.backoff_max, max_retries=settings.max_attempts
+        )
+        self.rng = rng or random.SystemRandom()
+        self.recorder = Recorder(store, on_retry_due=self._schedule_wake)
+        self._wake = asyncio.Event()
+        self._slot = asyncio.Event()
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._started: set[int] = set()
+        self._per_service: Counter[int] = Counter()
+        self._service_sems: dict[int, asyncio.Semaphore] = {}
+        self._claiming = True
+        self._bg: list[asyncio.Task[None]] = []
+        self._bg_stop = asyncio.Event()
+
+    # ---- wake-ups -----------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Something may be due (a NOTIFY, the poll job, a retry whose time came)."""
+        self._wake.set()
+
+    def _schedule_wake(self, delay: float) -> None:
+        asyncio.get_running_loop().call_later(max(delay, 0.0) + 0.05, self._wake.set)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    # ---- the claim loop -------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and submit until ``stop`` is set, then drain within the shutdown bound."""
+        self._start_background()
+        backoff = 0.5
+        try:
+            while not stop.is_set():
+                free = self.settings.concurrency - len(self._tasks)
+                if free <= 0:
+                    self._slot.clear()
+                    await self._wait_for(self._slot, stop, timeout=self.settings.poll_interval)
+                    continue
+                want = min(free, self.settings.claim_batch)
+                self._wake.clear()
+                try:
+                    claimed = await self.store.claim(want, self._busy_services())
+                except db_errors() as exc:
+                    log.warning("database_unavailable", action="claim", error=type(exc).__name__,
+                                retry_in=round(backoff, 1))  # fmt: skip
+                    await self._wait_for(None, stop, timeout=backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    continue
+                backoff = 0.5
+                for req in claimed:
+                    self._spawn(req)
+                if len(claimed) < want:
+                    await self._wait_for(self._wake, stop, timeout=self.settings.poll_interval)
+        finally:
+            await self.drain()
+            await self._stop_background()
+
+    async def run_once(self) -> None:
+        """Submit every request due now, wait for the outcomes, then return (``run --once``)."""
+        self._start_background()
+        try:
+            while True:
+                free = self.settings.concurrency - len(self._tasks)
+                if free > 0:
+                    want = min(free, self.settings.claim_batch)
+                    claimed = await self.store.claim(want, self._busy_services())
+                    for req in claimed:
+                        self._spawn(req)
+                    if claimed:
+                        continue
+                    if not self._tasks:
+                        break
+                self._slot.clear()
+                await self._slot.wait()
+        finally:
+            await self.drain()
+            await self._stop_background()
+
+    def _start_background(self) -> None:
+        self._bg_stop = asyncio.Event()
+        self._bg = [
+            asyncio.create_task(self.recorder.run(self._bg_stop), name="outcome-recorder"),
+            asyncio.create_task(self._renew_loop(self._bg_stop), name="lease-renewer"),
+        ]
+
+    async def _stop_background(self) -> None:
+        self._bg_stop.set()
+        done, pending = await asyncio.wait(self._bg, timeout=self.settings.shutdown_timeout)
+        for t in pending:
+            t.cancel()
+        for t in done:
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background_task_failed", task=t.get_name(), error=repr(t.exception()))
+
+    async def _renew_loop(self, stop: asyncio.Event) -> None:
+        interval = self.settings.lease_seconds / 3
+        while not stop.is_set():
+            await self._wait_for(None, stop, timeout=interval)
+            await self.renew_leases()
+
+    async def _wait_for(self, event: asyncio.Event | None, stop: asyncio.Event, timeout: float) -> None:
+        waits = [asyncio.ensure_future(stop.wait())]
+        if event is not None:
+            waits.append(asyncio.ensure_future(event.wait()))
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    def _busy_services(self) -> list[int]:
+        limit = self.settings.per_service_concurrency
+        return [sid for sid, n in self._per_service.items() if n >= limit]
+
+    def _spawn(self, req: ClaimedRequest) -> None:
+        self._per_service[req.service_id] += 1
+        task = asyncio.create_task(self._work(req), name=f"submit-request-{req.id}")
+        self._tasks[req.id] = task
+        task.add_done_callback(lambda _t, req=req: self._done(req))
+
+    def _done(self, req: ClaimedRequest) -> None:
+        self._tasks.pop(req.id, None)
+        self._started.discard(req.id)
+        self._per_service[req.service_id] -= 1
+        if self._per_service[req.service_id] <= 0:
+            del self._per_service[req.service_id]
+        self._slot.set()
+
+    # ---- one request ------------------------------------------------------------------
+
+    async def _work(self, req: ClaimedRequest) -> None:
+        bound = log.bind(request_id=req.id, service_id=req.service_id, attempt=req.attempts)
+        try:
+            outcome = await self._attempt(req)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not lose the request or stop the daemon
+            bound.exception("internal_error")
+            outcome = self._retry_or_fail(req, f"internal error in gdpr-daemon ({type(exc).__name__})", None)
+        metrics.SUBMISSIONS.labels(outcome="retry" if outcome.status == PENDING else outcome.status).inc()
+        event = {SUBMITTED: "request_submitted", PENDING: "request_retry_scheduled",
+                 FAILED: "request_failed", REJECTED: "request_rejected"}[outcome.status]  # fmt: skip
+        if outcome.status == SUBMITTED:
+            bound.info(event, ownbackup_request_id=outcome.ownbackup_request_id)
+        elif outcome.status == PENDING:
+            bound.info(event, error=outcome.error, retry_in=round(outcome.retry_in, 1))
+        else:
+            bound.warning(event, error=outcome.error)
+        self.recorder.put(outcome)
+
+    async def _attempt(self, req: ClaimedRequest) -> Outcome:
+        reason = problem(req)
+        if reason:
+            return Outcome(req.id, REJECTED, f"rejected: {reason}", error=reason)
+        try:
+            known = await self.services.contains(req.service_id)
+        except OwnBackupError as exc:
+            return self._retry_or_fail(req, f"could not check the service list: {exc}", exc)
+        if not known:
+            reason = (
+                f"Service {req.service_id} is not one of the OwnBackup account's services; "
+                "correct service_id (see `gdpr-daemon services`) and retry the request."
+            )
+            return Outcome(req.id, REJECTED, f"rejected: {reason}", error=reason)
+        sem = self._service_sems.setdefault(
+            req.service_id, asyncio.Semaphore(self.settings.per_service_concurrency)
+        )
+        async with sem:
+            if not self._claiming:
+                raise asyncio.CancelledError  # shutting down before the call started
+            self._started.add(req.id)
+            try:
+                if req.request_type == FORGET:
+                    answer = await self.api.gdpr_forget(
+                        req.service_id, record_id=req.record_id, table_name=req.table_name, comment=req.comment
+                    )
+                else:
+                    assert req.field is not None and req.value is not None
+                    answer = await self.api.gdpr_rectify(
+                        req.service_id, record_id=req.record_id, table_name=req.table_name,
+                        field=req.field, value=req.value, comment=req.comment,
+                    )  # fmt: skip
+            except AuthenticationError as exc:
+                # The account's credentials, not this request, are wrong: keep it and retry.
+                return self._retry_or_fail(req, str(exc), exc, never_fail=True)
+            except PermanentError as exc:
+                return Outcome(req.id, FAILED, f"attempt {req.attempts} refused: {exc}", error=str(exc))
+            except OwnBackupError as exc:
+                return self._retry_or_fail(req, str(exc), exc)
+        return Outcome(
+            req.id, SUBMITTED, f"submitted to OwnBackup: request id {answer.id}", ownbackup_request_id=answer.id
+        )
+
+    def _retry_or_fail(
+        self, req: ClaimedRequest, message: str, exc: BaseException | None, *, never_fail: bool = False
+    ) -> Outcome:
+        if req.attempts >= self.settings.max_attempts and not never_fail:
+            error = f"{message} (gave up after {req.attempts} attempts; retry with `gdpr-daemon requests retry {req.id}`)"
+            return Outcome(req.id, FAILED, f"attempt {req.attempts} failed, no attempts left: {message}", error=error)
+        delay = self.retry.delay(req.attempts, exc, self.rng)
+        return Outcome(
+            req.id, PENDING, f"attempt {req.attempts} failed: {message}; next attempt in {delay:.0f} s",
+            error=message, retry_in=delay,
+        )  # fmt: skip
+
+    # ---- leases and shutdown ------------------------------------------------------------
+
+    async def renew_leases(self) -> None:
+        if self._tasks:
+            try:
+                await self.store.renew_leases()
+            except db_errors() as exc:
+                log.warning("database_unavailable", action="renew leases", error=type(exc).__name__)
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Stop claiming; let started calls finish (bounded); release the rest."""
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        self._claiming = False
+        unstarted = [rid for rid in self._tasks if rid not in self._started]
+        for rid in unstarted:
+            self._tasks[rid].cancel()
+        if self._tasks:
+            log.info("draining", in_flight=len(self._tasks), bound_seconds=timeout)
+            await asyncio.wait(list(self._tasks.values()), timeout=max(deadline - time.monotonic(), 0.1))
+        cut = [rid for rid, t in self._tasks.items() if not t.done()]
+        for rid in cut:
+            self._tasks[rid].cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait(list(self._tasks.values()), timeout=1.0)
+        await self._release(unstarted, started=False, detail="released unstarted at shutdown")
+        await self._release(
+            cut, started=True, detail="call cut off at shutdown after the drain bound: outcome unknown, it will be submitted again"
+        )
+        await self.recorder.flushed(max(deadline - time.monotonic(), 2.0))
+
+    async def _release(self, ids: Sequence[int], *, started: bool, detail: str) -> None:
+        if not ids:
+            return
+        try:
+            n = await self.store.release(ids, started=started, detail=detail)
+            log.info("released", count=n, started=started)
+        except db_errors() as exc:
+            log.warning("release_failed", count=len(ids), error=type(exc).__name__,
+                        hint="the reaper of any replica returns them when their lease expires")  # fmt: skip

@@ -1,0 +1,57 @@
+"""Prometheus metrics, defined once.
+
+Every part of the daemon updates these module-level metrics; the health server exposes
+them at ``/metrics``.  Gauges that describe the database (queue depth, oldest pending,
+overdue) are refreshed from Postgres at scrape time by the health server, not here.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+API_LATENCY = Histogram(
+    "gdpr_daemon_api_call_seconds",
+    "Latency of OwnBackup API calls, by endpoint name.",
+    ["endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+API_RETRIES = Counter(
+    "gdpr_daemon_api_retries_total",
+    "API calls repeated after a transient error, by endpoint name.",
+    ["endpoint"],
+    registry=REGISTRY,
+)
+API_RELOGINS = Counter(
+    "gdpr_daemon_api_relogins_total",
+    "Authentications repeated because the API answered 401.",
+    registry=REGISTRY,
+)
+SUBMISSIONS = Counter(
+    "gdpr_daemon_submissions_total",
+    "Outcomes of submission attempts: submitted, retry, failed, rejected, late.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+EVENTS_INGESTED = Counter(
+    "gdpr_daemon_events_ingested_total",
+    "Account events stored in audit_events.",
+    registry=REGISTRY,
+)
+EVENTS_QUARANTINED = Counter(
+    "gdpr_daemon_events_quarantined_total",
+    "Malformed account events put into quarantine.",
+    registry=REGISTRY,
+)
+EVENT_CURSOR = Gauge(
+    "gdpr_daemon_event_cursor",
+    "The last event_id stored for the account.",
+    registry=REGISTRY,
+)
+LAST_PULL = Gauge(
+    "gdpr_daemon_last_event_pull_timestamp_seconds",
+    "Unix time of the last successful event pull.",
+    registry=REGISTRY,
+)

@@ -1,0 +1,362 @@
+"""Typed answers of the OwnBackup API: frozen dataclasses and their strict parsers.
+
+Parsers check what the daemon relies on (an integer ``id``, the container types, the
+types of the fields present) and raise :class:`BadAnswer` otherwise, so a malformed
+answer is a clear error at the boundary, not a ``KeyError`` deep in the queue.  Fields
+the daemon does not use are optional; every object keeps the JSON it was parsed from
+in ``raw`` (left out of ``repr`` and comparisons).  A timestamp that is present but
+unreadable becomes None rather than failing the answer: ``raw`` still has it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import MappingProxyType
+from typing import Any
+
+from .errors import BadAnswer
+
+__all__ = [
+    "Backup",
+    "BackupObject",
+    "GdprSubmission",
+    "Job",
+    "Seed",
+    "SeedTemplate",
+    "Service",
+    "parse_timestamp",
+]
+
+
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+def _raw_field() -> Any:
+    return field(default_factory=_empty, repr=False, compare=False)
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """An aware UTC datetime from ISO 8601 (``...T07:57:51.000Z``) or RFC 1123
+    (``Wed, 12 Dec 2018 07:57:51 GMT``); None when absent or unreadable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    parsed: datetime | None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+class _Reader:
+    """Reads typed fields out of one JSON object, raising BadAnswer naming the call."""
+
+    def __init__(self, obj: object, endpoint: str, what: str) -> None:
+        if not isinstance(obj, dict):
+            raise BadAnswer(
+                f"OwnBackup answered {endpoint} with {_describe(obj)} where {what} "
+                f"(a JSON object) was expected",
+                endpoint=endpoint,
+            )
+        self.obj: dict[str, Any] = obj
+        self.endpoint = endpoint
+        self.what = what
+
+    def _bad(self, key: str, expected: str) -> BadAnswer:
+        return BadAnswer(
+            f"OwnBackup answered {self.endpoint} with {self.what} whose {key!r} is "
+            f"{_describe(self.obj.get(key))}, not {expected}",
+            endpoint=self.endpoint,
+        )
+
+    def int(self, key: str, *, required: bool = False) -> int | None:
+        value = self.obj.get(key)
+        if value is None:
+            if required:
+                raise BadAnswer(
+                    f"OwnBackup answered {self.endpoint} with {self.what} "
+                    f"without an integer {key!r}",
+                    endpoint=self.endpoint,
+                )
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._bad(key, "an integer")
+        return value
+
+    def number(self, key: str) -> float | None:
+        value = self.obj.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._bad(key, "a number")
+        return value
+
+    def str(self, key: str) -> str | None:
+        value = self.obj.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self._bad(key, "a string")
+        return value
+
+    def flag(self, key: str) -> bool | None:
+        """The vendor sends flags as 0/1 integers; booleans are accepted too."""
+        value = self.obj.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise self._bad(key, "0 or 1")
+
+    def time(self, key: str) -> datetime | None:
+        value = self.obj.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self._bad(key, "a timestamp string")
+        return parse_timestamp(value)
+
+    def raw(self) -> Mapping[str, Any]:
+        return MappingProxyType(self.obj)
+
+
+def _describe(value: object) -> str:
+    """What kind of JSON value this is, without its content (which may be personal data)."""
+    match value:
+        case None:
+            return "null"
+        case bool():
+            return "a boolean"
+        case int() | float():
+            return "a number"
+        case str():
+            return "a string"
+        case list():
+            return "a list"
+        case dict():
+            return "an object"
+    return "an unexpected value"
+
+
+def parse_list(obj: object, endpoint: str, what: str) -> list[Any]:
+    """The answer as a list, or BadAnswer."""
+    if not isinstance(obj, list):
+        raise BadAnswer(
+            f"OwnBackup answered {endpoint} with {_describe(obj)} where a list of {what} "
+            f"was expected",
+            endpoint=endpoint,
+        )
+    return obj
+
+
+@dataclass(frozen=True)
+class Service:
+    """A backup service: one Salesforce org backed up by the account."""
+
+    id: int
+    displayed_name: str | None = None
+    provider: str | None = None
+    org_id: str | None = None
+    status: str | None = None
+    enabled: bool | None = None
+    archived: bool | None = None
+    last_backup: datetime | None = None
+    num_items: int | None = None
+    total_size: int | None = None
+    return_code: int | None = None
+    return_message: str | None = None
+    raw: Mapping[str, Any] = _raw_field()
+
+    @classmethod
+    def from_json(cls, obj: object, endpoint: str = "get_service") -> Service:
+        r = _Reader(obj, endpoint, "a service")
+        return cls(
+            id=r.int("id", required=True),  # type: ignore[arg-type]
+            displayed_name=r.str("displayed_name"),
+            provider=r.str("provider"),
+            org_id=r.str("org_id"),
+            status=r.str("status"),
+            enabled=r.flag("enabled"),
+            archived=r.flag("archived"),
+            last_backup=r.time("last_backup"),
+            num_items=r.int("num_items"),
+            total_size=r.int("total_size"),
+            return_code=r.int("return_code"),
+            return_message=r.str("return_message"),
+            raw=r.raw(),
+        )
+
+
+@dataclass(frozen=True)
+class Backup:
+    """One backup of a service."""
+
+    id: int
+    service_id: int | None = None
+    status: str | None = None
+    trigger_type: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    num_items: int | None = None
+    total_size: int | None = None
+    raw: Mapping[str, Any] = _raw_field()
+
+    @classmethod
+    def from_json(cls, obj: object, endpoint: str = "get_backup") -> Backup:
+        r = _Reader(obj, endpoint, "a backup")
+        return cls(
+            id=r.int("id", required=True),  # type: ignore[arg-type]
+            service_id=r.int("service_id"),
+            status=r.str("status"),
+            trigger_type=r.str("trigger_type"),
+            started_at=r.time("start_time") or r.time("started_at") or r.time("created_at"),
+            completed_at=r.time("end_time") or r.time("completed_at") or r.time("finished_at"),
+            num_items=r.int("num_items"),
+            total_size=r.int("total_size"),
+            raw=r.raw(),
+        )
+
+
+@dataclass(frozen=True)
+class BackupObject:
+    """One object section of a backup (e.g. ``Contact``) with its download links."""
+
+    name: str
+    links: Mapping[str, str] = field(default_factory=_empty)
+    raw: Mapping[str, Any] = _raw_field()
+
+    @classmethod
+    def from_json(cls, obj: object, endpoint: str = "backup_objects") -> BackupObject:
+        r = _Reader(obj, endpoint, "a backup object section")
+        name = r.str("object_name") or r.str("name") or r.str("object")
+        if not name:
+            raise BadAnswer(
+                f"OwnBackup answered {endpoint} with a backup object section without a name",
+                endpoint=endpoint,
+            )
+        links = {
+            key: value
+            for key, value in r.obj.items()
+            if isinstance(value, str)
+            and (key.endswith(("link", "url", "_links")) or key in ("download", "href"))
+        }
+        nested = r.obj.get("links") or r.obj.get("download_links")
+        if isinstance(nested, dict):
+            links.update({k: v for k, v in nested.items() if isinstance(v, str)})
+        return cls(name=name, links=MappingProxyType(links), raw=r.raw())
+
+
+@dataclass(frozen=True)
+class Job:
+    """An asynchronous job of the account, such as an export."""
+
+    id: int
+    title: str | None = None
+    status: str | None = None
+    progress: float | None = None
+    results: Any = field(default=None, compare=False)
+    raw: Mapping[str, Any] = _raw_field()
+
+    @classmethod
+    def from_json(cls, obj: object, endpoint: str = "get_job") -> Job:
+        r = _Reader(obj, endpoint, "a job")
+        return cls(
+            id=r.int("id", required=True),  # type: ignore[arg-type]
+            title=r.str("title"),
+            status=r.str("status"),
+            progress=r.number("progress"),
+            results=r.obj.get("results"),
+            raw=r.raw(),
+        )
+
+
+@dataclass(frozen=True)
+class SeedTemplate:
+    """A seeding template: which data goes from a source service to a destination."""
+
+    id: int
+    name: str | None = None
+    raw: Mapping[str, Any] = _raw_field()
+
+    @classmethod
+    def from_json(cls, obj: object, endpoint: str = "seeding_templates") -> SeedTemplate:
+        r = _Reader(obj, endpoint, "a seeding template")
+        return cls(
+            id=r.int("id", required=True),  # type: ignore[arg-type]
+            name=r.str("name") or r.str("title"),
+            raw=r.raw(),
+        )
+
+
+@dataclass(frozen=True)
+class Seed:
+    """One seeding run started from a template."""
+
+    id: int
+    status: str | None = None
+    progress: float | None = None
+    raw: Mapping[str, Any] = _raw_field()
+
+    @classmethod
+    def from_json(cls, obj: object, endpoint: str = "seed_info") -> Seed:
+        r = _Reader(obj, endpoint, "a seed")
+        seed_id = r.int("id") if r.obj.get("id") is not None else r.int("seed_id")
+        if seed_id is None:
+            raise BadAnswer(
+                f"OwnBackup answered {endpoint} with a seed without an integer 'id' or 'seed_id'",
+                endpoint=endpoint,
+            )
+        return cls(id=seed_id, status=r.str("status"), progress=r.number("progress"), raw=r.raw())
+
+
+@dataclass(frozen=True)
+class GdprSubmission:
+    """The API's receipt for a forget or rectify call: its request ``id``."""
+
+    id: int
+    raw: Mapping[str, Any] = _raw_field()
+
+    @classmethod
+    def from_json(cls, obj: object, endpoint: str = "gdpr_forget") -> GdprSubmission:
+        """Accepts ``{"id": N}`` (the published API) and ``{"job_id": N}``."""
+        submission_id = parse_id(obj, endpoint, ("id", "job_id"))
+        return cls(id=submission_id, raw=MappingProxyType(obj))  # type: ignore[arg-type]
+
+
+def parse_id(obj: object, endpoint: str, keys: tuple[str, ...]) -> int:
+    """The first of ``keys`` that holds an integer, or BadAnswer naming them."""
+    r = _Reader(obj, endpoint, "an answer")
+    for key in keys:
+        value = r.obj.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    names = " or ".join(repr(k) for k in keys)
+    raise BadAnswer(f"OwnBackup answered {endpoint} without an integer {names}", endpoint=endpoint)
+
+
+def parse_object(obj: object, endpoint: str, what: str = "an answer") -> dict[str, Any]:
+    """The answer as a JSON object, or BadAnswer."""
+    return _Reader(obj, endpoint, what).obj
+
+
+def parse_automations(obj: object, endpoint: str = "automations") -> dict[str, list[Any]]:
+    """``{"ApexTrigger": [...], "ValidationRule": [...]}``: every value must be a list."""
+    r = _Reader(obj, endpoint, "the active automations")
+    out: dict[str, list[Any]] = {}
+    for key, value in r.obj.items():
+        if not isinstance(value, list):
+            raise r._bad(key, "a list")
+        out[key] = value
+    return out

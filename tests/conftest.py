@@ -1,0 +1,235 @@
+"""Shared fixtures: a real Postgres (one migrated template, a clone per test) and the
+OwnBackup simulator over loopback.
+
+Postgres comes from, in order: ``TEST_DATABASE_URL``; the server at 127.0.0.1:5432 when
+it answers; else an embedded server this session starts itself.  Every line any part of
+the suite logs goes through the production logging set-up into one file per session;
+at the end the file (and the logs of every subprocess) is scanned for the passwords,
+rectify values and session ids the tests used, and the run fails if one is found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from gdpr_daemon import logging as glog
+from gdpr_daemon.config import Settings, load_settings
+from gdpr_daemon.db import migrate
+from gdpr_daemon.db.engine import libpq_url, make_engine
+from gdpr_daemon.embedded import EmbeddedPostgres
+from gdpr_daemon.simulator import FaultConfig, Simulator, SimulatorConfig
+
+SIM_EMAIL = "dpo@example.com"
+SIM_PASSWORD = "Sim-Pa55word-7f3c9e"  # scanned for in every log at the end of the run
+PII_MARKER = "PII-VALUE-"  # every rectify value in the tests starts with this
+
+LOG_DIR = Path(os.environ.get("GDPR_TEST_LOG_DIR") or Path(__file__).parent.parent / ".tmp" / "test-logs")
+SECRETS_SEEN: set[str] = {SIM_PASSWORD}
+
+
+def pii(n: int | str) -> str:
+    """A rectify value the leak scan will recognise."""
+    return f"{PII_MARKER}{n}-{secrets.token_hex(3)}"
+
+
+# ---- logs and the leak scan ----------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    for old in LOG_DIR.glob("*.log"):
+        old.unlink()
+    stream = (LOG_DIR / "suite.log").open("a", buffering=1, encoding="utf-8")
+    config._gdpr_log_stream = stream  # type: ignore[attr-defined]
+    glog.configure("json", "debug", stream=stream)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    stream = getattr(session.config, "_gdpr_log_stream", None)
+    if stream is not None:
+        stream.flush()
+    leaks: list[str] = []
+    files = sorted(LOG_DIR.glob("*.log"))
+    for f in files:
+        text = f.read_text(encoding="utf-8", errors="replace")
+        if PII_MARKER in text:
+            leaks.append(f"{f.name}: a rectify value ({PII_MARKER}...)")
+        for s in SECRETS_SEEN:
+            if s and s in text:
+                leaks.append(f"{f.name}: a secret ({s[:3]}...)")
+    if leaks:
+        sys.stderr.write("\nPERSONAL DATA OR SECRETS IN LOGS:\n  " + "\n  ".join(sorted(set(leaks))) + "\n")
+        session.exitstatus = 1
+    elif os.environ.get("GDPR_TEST_VERBOSE_LEAKSCAN", "1") == "1":
+        size = sum(f.stat().st_size for f in files)
+        sys.stderr.write(f"\nleak scan: {len(files)} log files, {size} bytes, no secret or rectify value found\n")
+
+
+@pytest.fixture
+def log_file() -> Path:
+    """Where a subprocess started by a test should send its stderr (scanned at the end)."""
+    return LOG_DIR / f"proc-{secrets.token_hex(4)}.log"
+
+
+# ---- Postgres -----------------------------------------------------------------------------
+
+
+def _reachable(url: str) -> bool:
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(url, timeout=3)
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """A superuser URL of a running Postgres server."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield libpq_url(url)
+        return
+    local = "postgresql://postgres@127.0.0.1:5432/postgres"
+    if _reachable(local):
+        yield local
+        return
+    server = EmbeddedPostgres()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def _with_db(url: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+async def template_db(pg_admin_url: str) -> AsyncIterator[str]:
+    name = f"gdpr_tpl_{os.getpid()}_{secrets.token_hex(3)}"
+    conn = await asyncpg.connect(pg_admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        engine = make_engine(_with_db(pg_admin_url, name), pool_size=1)
+        await migrate.upgrade(engine)
+        await engine.dispose()
+        yield name
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def db_url(pg_admin_url: str, template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of this test's own (cloned from the template)."""
+    name = f"gdpr_t_{secrets.token_hex(5)}"
+    conn = await asyncpg.connect(pg_admin_url)
+    try:
+        version = conn.get_server_version().major
+        strategy = " STRATEGY FILE_COPY" if version >= 15 else ""
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"{strategy}')
+        yield _with_db(pg_admin_url, name)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[Any]:
+    eng = make_engine(db_url, pool_size=5)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+async def pg(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain connection to the test's database, for arranging and asserting."""
+    conn = await asyncpg.connect(db_url)
+    yield conn
+    await conn.close()
+
+
+# ---- the simulator ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def simulator_server() -> AsyncIterator[tuple[Simulator, str]]:
+    sim = Simulator(SimulatorConfig(email=SIM_EMAIL, password=SIM_PASSWORD, services=6, seed=7))
+    async with sim.serve(host="127.0.0.1", port=0) as url:
+        yield sim, url
+
+
+@pytest.fixture
+async def sim(simulator_server: tuple[Simulator, str]) -> AsyncIterator[Simulator]:
+    """The session's simulator, reset to a clean account and no faults for this test."""
+    s, _url = simulator_server
+    s.reset()
+    s.faults = FaultConfig()
+    yield s
+    SECRETS_SEEN.update(getattr(s.state, "issued_secrets", ()))
+    s.reset()
+
+
+@pytest.fixture
+def sim_url(simulator_server: tuple[Simulator, str]) -> str:
+    return simulator_server[1]
+
+
+@pytest.fixture
+def settings_for(db_url: str, sim_url: str):  # type: ignore[no-untyped-def]
+    """Settings pointing at this test's database and the simulator, fast timings."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": db_url,
+            "ownbackup_url": sim_url,
+            "ownbackup_email": SIM_EMAIL,
+            "ownbackup_password": SIM_PASSWORD,
+            "ownbackup_timeout_seconds": 5.0,
+            "queue_poll_interval_seconds": 0.5,
+            "queue_backoff_base_seconds": 0.05,
+            "queue_backoff_max_seconds": 0.5,
+            "queue_reaper_interval_seconds": 0.5,
+            "queue_shutdown_timeout_seconds": 5.0,
+            "log_format": "json",
+            "instance_name": "test-daemon",
+        }
+        values.update(overrides)
+        return load_settings(None, environ={}, **values)
+
+    return make
+
+
+def subprocess_env(db_url: str, sim_url: str, **extra: str) -> dict[str, str]:
+    """Environment for a `gdpr-daemon` subprocess pointed at the test's database and simulator."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GDPR_DAEMON_")}
+    env.update(
+        GDPR_DAEMON_DATABASE_URL=db_url,
+        GDPR_DAEMON_OWNBACKUP_URL=sim_url,
+        GDPR_DAEMON_OWNBACKUP_EMAIL=SIM_EMAIL,
+        GDPR_DAEMON_OWNBACKUP_PASSWORD=SIM_PASSWORD,
+        GDPR_DAEMON_LOG_FORMAT="json",
+        GDPR_DAEMON_LOG_LEVEL="debug",
+        GDPR_DAEMON_QUEUE_POLL_INTERVAL_SECONDS="0.5",
+        GDPR_DAEMON_QUEUE_BACKOFF_BASE_SECONDS="0.05",
+        GDPR_DAEMON_QUEUE_BACKOFF_MAX_SECONDS="0.5",
+        GDPR_DAEMON_QUEUE_REAPER_INTERVAL_SECONDS="0.5",
+    )
+    env.update(extra)
+    return env

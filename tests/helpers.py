@@ -1,0 +1,45 @@
+"""Small helpers shared by tests: arranging requests, waiting with a bound."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+
+async def insert_forget(pg: asyncpg.Connection, service_id: int, n: int = 1, *, prefix: str = "003") -> list[int]:
+    rows = await pg.fetch(
+        "INSERT INTO gdpr_requests (request_type, service_id, table_name, record_id) "
+        "SELECT 'forget', $1, 'Contact', $2 || lpad(g::text, 12, '0') FROM generate_series(1, $3) g RETURNING id",
+        service_id, prefix, n,
+    )  # fmt: skip
+    return [r["id"] for r in rows]
+
+
+async def insert_rectify(pg: asyncpg.Connection, service_id: int, value: str, *, field: str = "Email") -> int:
+    return await pg.fetchval(
+        "INSERT INTO gdpr_requests (request_type, service_id, table_name, record_id, field, value) "
+        "VALUES ('rectify', $1, 'Contact', '0035g00000AbCdE', $2, $3) RETURNING id",
+        service_id, field, value,
+    )  # fmt: skip
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[Any]], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {result!r})")
+        await asyncio.sleep(interval)
+
+
+async def statuses(pg: asyncpg.Connection) -> dict[str, int]:
+    return {r["status"]: r["n"] for r in await pg.fetch("SELECT status, count(*) n FROM gdpr_requests GROUP BY 1")}

@@ -1,0 +1,214 @@
+"""Typed answers: strict where the daemon relies on a field, tolerant elsewhere."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from gdpr_daemon.ownbackup import (
+    Backup,
+    BackupObject,
+    BadAnswer,
+    GdprSubmission,
+    Job,
+    Seed,
+    SeedTemplate,
+    Service,
+)
+from gdpr_daemon.ownbackup.models import (
+    parse_automations,
+    parse_id,
+    parse_list,
+    parse_object,
+    parse_timestamp,
+)
+
+SERVICE = {
+    "id": 12415,
+    "displayed_name": "Acme Production",
+    "provider": "Salesforce",
+    "org_id": "00D000000000001EAA",
+    "status": "ARCHIVED",
+    "enabled": 0,
+    "archived": 1,
+    "last_backup": "2018-12-12T07:57:51.000Z",
+    "num_items": 1200,
+    "total_size": 99000,
+    "return_code": 0,
+    "return_message": "Backup completed successfully",
+}
+
+
+def test_service_parses_vendor_shape() -> None:
+    """A service in the vendor's published shape parses, flags 0/1 becoming booleans."""
+    s = Service.from_json(SERVICE)
+    assert s.id == 12415 and s.status == "ARCHIVED"
+    assert s.enabled is False and s.archived is True
+    assert s.last_backup == datetime(2018, 12, 12, 7, 57, 51, tzinfo=UTC)
+    assert s.raw["org_id"] == "00D000000000001EAA"
+
+
+def test_service_minimal() -> None:
+    """Only the id is required; absent or null fields are None."""
+    s = Service.from_json({"id": 1, "last_backup": None})
+    assert s.displayed_name is None and s.last_backup is None
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {},
+        {"id": None},
+        {"id": "12415"},
+        {"id": 1.0},
+        {"id": True},
+        {"id": 1, "enabled": 2},
+        {"id": 1, "enabled": "yes"},
+        {"id": 1, "num_items": "many"},
+        {"id": 1, "status": 3},
+        {"id": 1, "last_backup": 5},
+        [],
+        "service",
+        None,
+    ],
+)
+def test_service_malformed_is_bad_answer(obj: object) -> None:
+    """A service without an integer id, or with a field of the wrong type, is a BadAnswer."""
+    with pytest.raises(BadAnswer, match="OwnBackup answered get_service"):
+        Service.from_json(obj, "get_service")
+
+
+def test_bad_answer_does_not_echo_values() -> None:
+    """BadAnswer describes the kind of a wrong value, never the value (personal data)."""
+    with pytest.raises(BadAnswer) as info:
+        Service.from_json({"id": 1, "displayed_name": ["Jane Doe"]})
+    assert "Jane" not in str(info.value)
+    assert "a list" in str(info.value)
+
+
+def test_raw_is_read_only_and_not_compared() -> None:
+    """raw is a read-only view and does not take part in equality."""
+    a = Service.from_json({"id": 1, "x": 1})
+    b = Service.from_json({"id": 1, "x": 2})
+    assert a == b
+    with pytest.raises(TypeError):
+        a.raw["x"] = 3  # type: ignore[index]
+
+
+def test_unreadable_timestamp_becomes_none() -> None:
+    """A timestamp string no parser understands is None (raw keeps it), not a failure."""
+    assert Service.from_json({"id": 1, "last_backup": "yesterday"}).last_backup is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2018-12-12T07:57:51.000Z", datetime(2018, 12, 12, 7, 57, 51, tzinfo=UTC)),
+        ("2018-12-12T08:57:51+01:00", datetime(2018, 12, 12, 7, 57, 51, tzinfo=UTC)),
+        ("2018-12-12T07:57:51", datetime(2018, 12, 12, 7, 57, 51, tzinfo=UTC)),
+        ("Wed, 12 Dec 2018 07:57:51 GMT", datetime(2018, 12, 12, 7, 57, 51, tzinfo=UTC)),
+        ("nonsense", None),
+        ("", None),
+        (None, None),
+        (17, None),
+    ],
+)
+def test_parse_timestamp(text: object, expected: datetime | None) -> None:
+    """ISO 8601 (with Z or offset) and RFC 1123 both give aware UTC datetimes."""
+    assert parse_timestamp(text) == expected
+
+
+def test_backup() -> None:
+    """A backup parses id, status, trigger and times."""
+    b = Backup.from_json(
+        {"id": 7, "status": "COMPLETED", "trigger_type": "MANUAL",
+         "start_time": "2024-01-01T00:00:00.000Z", "end_time": None, "num_items": 5}
+    )  # fmt: skip
+    assert (b.id, b.status, b.trigger_type, b.completed_at) == (7, "COMPLETED", "MANUAL", None)
+    assert b.started_at == datetime(2024, 1, 1, tzinfo=UTC)
+    assert b.num_items == 5
+
+
+def test_backup_object_collects_links() -> None:
+    """An object section keeps its name and every download link."""
+    o = BackupObject.from_json(
+        {"object_name": "Contact", "added_link": "/d/1", "changed_url": "https://x/2",
+         "total_items": 5, "links": {"csv": "/d/3"}}
+    )  # fmt: skip
+    assert o.name == "Contact"
+    assert dict(o.links) == {"added_link": "/d/1", "changed_url": "https://x/2", "csv": "/d/3"}
+
+
+def test_backup_object_without_name() -> None:
+    """An object section without a name is a BadAnswer."""
+    with pytest.raises(BadAnswer, match="without a name"):
+        BackupObject.from_json({"added_link": "/d/1"})
+
+
+def test_job() -> None:
+    """A job parses id, title, status, progress and keeps results as sent."""
+    j = Job.from_json({"id": 3, "title": "Export", "status": "COMPLETED", "progress": 100,
+                       "results": {"files": ["a.csv"]}})  # fmt: skip
+    assert (j.id, j.progress, j.results) == (3, 100, {"files": ["a.csv"]})
+
+
+def test_job_progress_must_be_number() -> None:
+    """A job whose progress is not a number is a BadAnswer."""
+    with pytest.raises(BadAnswer):
+        Job.from_json({"id": 3, "progress": "half"})
+
+
+def test_seed_and_template() -> None:
+    """Seeds accept id or seed_id; templates take name."""
+    assert Seed.from_json({"id": 4, "status": "STARTED"}).id == 4
+    assert Seed.from_json({"seed_id": 5}).id == 5
+    assert SeedTemplate.from_json({"id": 9, "name": "Sales"}).name == "Sales"
+    with pytest.raises(BadAnswer):
+        Seed.from_json({"status": "STARTED"})
+
+
+@pytest.mark.parametrize("obj", [{"id": 17}, {"job_id": 17}, {"id": 17, "job_id": 3}])
+def test_gdpr_submission_accepts_id_or_job_id(obj: dict[str, int]) -> None:
+    """The GDPR answer is {"id": N} in the published API and {"job_id": N} in some clients."""
+    assert GdprSubmission.from_json(obj).id == 17
+
+
+@pytest.mark.parametrize(
+    "obj", [{}, {"id": "17"}, {"job_id": None}, {"id": True}, {"status": "ok"}, [17], 17, None]
+)
+def test_gdpr_submission_without_integer_id(obj: object) -> None:
+    """A GDPR answer without an integer id or job_id is a BadAnswer (outcome unknown)."""
+    with pytest.raises(BadAnswer, match="gdpr_forget"):
+        GdprSubmission.from_json(obj, "gdpr_forget")
+
+
+def test_parse_id_names_the_keys() -> None:
+    """The BadAnswer of a missing id names the keys that were looked for."""
+    with pytest.raises(BadAnswer, match="without an integer 'job_id' or 'id'"):
+        parse_id({}, "export", ("job_id", "id"))
+
+
+def test_parse_list_and_object() -> None:
+    """Lists and objects are checked as such."""
+    assert parse_list([1], "events", "events") == [1]
+    assert parse_object({}, "backup_now") == {}
+    with pytest.raises(BadAnswer, match="an object where a list of events was expected"):
+        parse_list({"events": []}, "events", "events")
+    with pytest.raises(BadAnswer):
+        parse_object([], "backup_now")
+
+
+def test_automations() -> None:
+    """Automations must map each kind to a list."""
+    assert parse_automations({"ApexTrigger": [], "ValidationRule": [{"id": "x"}]}) == {
+        "ApexTrigger": [], "ValidationRule": [{"id": "x"}]
+    }  # fmt: skip
+    with pytest.raises(BadAnswer):
+        parse_automations({"ApexTrigger": "none"})
+
+
+def test_models_are_frozen() -> None:
+    """Typed answers are frozen."""
+    with pytest.raises(AttributeError):
+        GdprSubmission.from_json({"id": 1}).id = 2  # type: ignore[misc]
