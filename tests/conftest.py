@@ -130,6 +130,18 @@ async def template_db(pg_admin_url: str) -> AsyncIterator[str]:
         await migrate.upgrade(engine)
         await engine.dispose()
         yield name
+        await asyncio.gather(*_DROPS, return_exceptions=True)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+_DROPS: list[asyncio.Task[None]] = []
+
+
+async def _drop_later(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
@@ -137,17 +149,19 @@ async def template_db(pg_admin_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def db_url(pg_admin_url: str, template_db: str) -> AsyncIterator[str]:
-    """A fresh, migrated database of this test's own (cloned from the template)."""
+    """A fresh, migrated database of this test's own (cloned from the template).
+
+    Dropping it runs in the background while the next test starts (the session's
+    template fixture waits for all drops at the end).
+    """
     name = f"gdpr_t_{secrets.token_hex(5)}"
     conn = await asyncpg.connect(pg_admin_url)
     try:
-        version = conn.get_server_version().major
-        strategy = " STRATEGY FILE_COPY" if version >= 15 else ""
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"{strategy}')
-        yield _with_db(pg_admin_url, name)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     finally:
         await conn.close()
+    yield _with_db(pg_admin_url, name)
+    _DROPS.append(asyncio.create_task(_drop_later(pg_admin_url, name)))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -45,6 +45,7 @@ class Answer:
     """A complete HTTP answer: status, headers and the whole body."""
 
     status: int
+    _: KW_ONLY
     reason: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
@@ -112,12 +113,14 @@ async def exchange(
             **({"timeout": limits} if limits is not None else {}),
         ) as resp:
             body = await resp.read()
-            answer = Answer(resp.status, resp.reason, CIMultiDict(resp.headers), body)
+            answer = Answer(
+                resp.status, reason=resp.reason, headers=CIMultiDict(resp.headers), body=body
+            )
             outcome = str(resp.status)
             return answer
     except aiohttp.ConnectionTimeoutError as exc:
         raise ConnectionFailed(
-            f"OwnBackup did not accept a connection for {name} within "
+            f"No connection to OwnBackup could be made for {name} within "
             f"{format_seconds(used.connect or used.total or 0)}",
             endpoint=name,
         ) from exc

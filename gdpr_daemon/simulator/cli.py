@@ -15,10 +15,10 @@ import signal
 import sys
 from collections.abc import Mapping
 
+from gdpr_daemon.simulator.config import GDPR_ANSWER_KEYS, SimulatorConfig
 from gdpr_daemon.simulator.events import DATE_FORMATS
 from gdpr_daemon.simulator.faults import ALL_MALFORMED_MODES, FaultConfig
 from gdpr_daemon.simulator.server import Simulator
-from gdpr_daemon.simulator.state import GDPR_ANSWER_KEYS, SimulatorConfig
 
 DEFAULT_EMAIL = "dpo@example.com"
 DEFAULT_PASSWORD = "simulator"  # noqa: S105 - the documented password of a local simulator
@@ -145,18 +145,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument(
         "--failing-service",
         type=int,
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="ID",
-        help="GDPR calls to this service id always answer 500 (repeatable)",
+        help="GDPR calls to these service ids always answer 500 (repeatable)",
     )
     faults.add_argument(
         "--rejecting-service",
         type=int,
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="ID",
-        help="GDPR calls to this service id always answer 400 (repeatable)",
+        help="GDPR calls to these service ids always answer 400 (repeatable)",
     )
     faults.add_argument(
         "--malformed-rate",
@@ -261,6 +263,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (``python -m gdpr_daemon.simulator.cli``)."""
+    from gdpr_daemon.logging import configure
+
+    configure("console", "info")
     parser = argparse.ArgumentParser(
         prog="gdpr-daemon simulate", description="Run the OwnBackup API simulator."
     )

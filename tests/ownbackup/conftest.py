@@ -8,6 +8,7 @@ and the delays can be checked) and a fast retry policy without jitter.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -46,16 +47,19 @@ def sim_config(**overrides: Any) -> SimulatorConfig:
 
 
 class Sleeps:
-    """A stand-in for asyncio.sleep: records each delay; ``then`` runs after each one."""
+    """A stand-in for asyncio.sleep: records each delay; ``then`` (plain or async) runs
+    after each one, e.g. to heal the simulator before the retry."""
 
-    def __init__(self, then: Callable[[float], None] | None = None) -> None:
+    def __init__(self, then: Callable[[float], Any] | None = None) -> None:
         self.delays: list[float] = []
         self.then = then
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
         if self.then is not None:
-            self.then(delay)
+            result = self.then(delay)
+            if inspect.isawaitable(result):
+                await result
         await asyncio.sleep(0)
 
 
@@ -83,8 +87,12 @@ class Harness:
         clock: Callable[[], float] | None = None,
         faults: FaultConfig | None = None,
         port: int = 0,
+        middleware: Any = None,
     ) -> Simulator:
         sim = Simulator(config or sim_config(), faults=faults or FaultConfig(), clock=clock)
+        if middleware is not None:
+            # Outermost, before the simulator's own middleware (and its 401 check).
+            sim.app.middlewares.insert(0, middleware)
         await self.stack.enter_async_context(sim.serve(host="127.0.0.1", port=port))
         return sim
 

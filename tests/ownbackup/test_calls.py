@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import pytest
 
 from gdpr_daemon.ownbackup import (
+    AuthenticationError,
     Backup,
     BackupObject,
     ClientError,
@@ -20,7 +22,7 @@ from gdpr_daemon.ownbackup import (
 )
 from gdpr_daemon.simulator import Simulator
 
-from .conftest import Harness, sim_config
+from .conftest import Harness, Sleeps, sim_config
 
 
 async def test_list_services(client: OwnBackupClient) -> None:
@@ -138,17 +140,22 @@ async def test_backup_objects_and_download(client: OwnBackupClient) -> None:
 async def test_download_relative_link(client: OwnBackupClient) -> None:
     """A link relative to the base URL is fetched from the API's origin."""
     last = await client.get_backup(1001)
-    body = await client.download(f"/api/v1/services/1001/backups/{last.id}/objects/Account/full.csv")
+    body = await client.download(
+        f"/api/v1/services/1001/backups/{last.id}/objects/Account/full.csv"
+    )
     assert body.startswith(b"Id,")
 
 
-async def test_download_elsewhere_gets_no_credential(harness: Harness, client: OwnBackupClient) -> None:
+async def test_download_elsewhere_gets_no_credential(
+    harness: Harness, client: OwnBackupClient
+) -> None:
     """A link to another origin is fetched without our session (it is not sent away)."""
     other = await harness.sim()
     assert other.url is not None
-    with pytest.raises(Exception) as info:
-        await client.download(f"{other.url}/api/v1/services/1001/backups/last/objects/Account/full.csv")
-    assert info.value.__class__.__name__ == "AuthenticationError"
+    with pytest.raises(AuthenticationError):
+        await client.download(
+            f"{other.url}/api/v1/services/1001/backups/last/objects/Account/full.csv"
+        )
     assert other.stats.sent_401 == 1 and other.stats.logins == 0
 
 
@@ -234,23 +241,16 @@ async def test_events_keep_malformed_items(harness: Harness) -> None:
 async def test_logout_on_exit(harness: Harness) -> None:
     """Leaving the client's context logs out: the simulator has no session left."""
     sim = await harness.sim()
-    async with harness_client(harness, sim) as client:
+    async with OwnBackupClient(harness.config(sim.url or ""), sleep=Sleeps()) as client:
         await client.list_services()
         assert len(sim.state.sessions) == 1
     assert sim.state.sessions == {}
     assert sim.stats.calls["POST /api/auth/v1/logout"] == 1
 
 
-async def test_concurrent_first_calls_share_one_login(client: OwnBackupClient, sim: Simulator) -> None:
+async def test_concurrent_first_calls_share_one_login(
+    client: OwnBackupClient, sim: Simulator
+) -> None:
     """Twenty calls on a fresh client log in once, not twenty times."""
-    import asyncio
-
     await asyncio.gather(*(client.get_service(1001) for _ in range(20)))
     assert sim.stats.logins == 1 and client.logins == 1
-
-
-def harness_client(harness: Harness, sim: Simulator) -> OwnBackupClient:
-    """A client not entered into the harness stack, for tests of its own context."""
-    from .conftest import Sleeps
-
-    return OwnBackupClient(harness.config(sim.url or ""), sleep=Sleeps())

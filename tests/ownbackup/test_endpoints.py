@@ -137,7 +137,9 @@ def test_plain_http_refused_off_loopback() -> None:
 
 def test_plain_http_allowed_when_operator_says_so() -> None:
     """allow_insecure_http lets plain http through for a test network."""
-    assert check_base_url("http://sim.test:8080", allow_insecure_http=True) == "http://sim.test:8080"
+    assert (
+        check_base_url("http://sim.test:8080", allow_insecure_http=True) == "http://sim.test:8080"
+    )
 
 
 @pytest.mark.parametrize("url", ["emea1.owndata.com", "ftp://x", "https://", "https://x/?a=1", ""])

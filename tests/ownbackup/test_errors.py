@@ -78,7 +78,9 @@ def test_error_for_status_picks_the_most_specific_class(status: int, cls: type) 
 def test_not_found_sentence_carries_the_api_message() -> None:
     """404 reads as one sentence naming status, call and the API's message."""
     error = error_for_status(404, endpoint="gdpr_forget", message="service_id 12415 not found")
-    assert str(error) == "OwnBackup answered 404 Not Found to gdpr_forget: service_id 12415 not found"
+    assert (
+        str(error) == "OwnBackup answered 404 Not Found to gdpr_forget: service_id 12415 not found"
+    )
     assert error.message == "service_id 12415 not found"
 
 

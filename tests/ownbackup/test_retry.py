@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -38,7 +37,7 @@ TRANSIENT = [
     BadAnswer("x"),
     TransientError("x"),
     TimeoutError(),
-    asyncio.TimeoutError(),
+    TimeoutError(),
     ConnectionResetError(),
     ConnectionRefusedError(),
     aiohttp.ServerDisconnectedError(),

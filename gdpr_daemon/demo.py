@@ -1,0 +1,153 @@
+"""``gdpr-daemon demo``: the whole main job on an embedded Postgres and the simulator.
+
+Nothing to set up: it starts both, applies the migrations, enqueues a realistic batch
+(some requests rejected or failing on purpose), runs the daemon until the queue is
+drained, prints what happened, and cleans up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import sys
+import time
+from typing import Any
+
+from gdpr_daemon import render
+from gdpr_daemon.config import load_settings
+from gdpr_daemon.db import migrate
+from gdpr_daemon.db.engine import make_engine
+from gdpr_daemon.db.requests import NewRequest, get_request, insert_requests, list_requests, status_counts
+from gdpr_daemon.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from gdpr_daemon.simulator import FaultConfig, Simulator, SimulatorConfig
+
+FAILING_SERVICE = 1005  # the simulator answers 500 to every GDPR call for it
+UNKNOWN_SERVICE = 4711  # not one of the account's services
+TABLES = ("Contact", "Lead", "Case", "Account", "Opportunity")
+FIELDS = ("Email", "Phone", "MailingStreet", "LastName")
+NAMES = ("Ada", "Grace", "Linus", "Margaret", "Alan", "Barbara", "Ken", "Edsger", "Frances", "Tim")
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def demo_batch(n: int, rng: random.Random) -> list[NewRequest]:
+    """A batch a DPO might enter in a week, with a few that will go wrong on purpose."""
+    batch: list[NewRequest] = []
+    normal_services = (1001, 1002, 1003, 1004, 1006)
+    for i in range(n):
+        service = normal_services[i % len(normal_services)]
+        table = TABLES[i % len(TABLES)]
+        record_id = "00" + secrets.choice("3Q5") + "5g00000" + "".join(rng.choices("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789", k=8))
+        ref = f"DSR-2026-{1000 + i}"
+        if i % 3 == 2:
+            field = FIELDS[i % len(FIELDS)]
+            value = f"{NAMES[i % len(NAMES)].lower()}.{rng.randint(10, 99)}@example.org" if field == "Email" else f"demo value {i}"
+            batch.append(NewRequest("rectify", service, table, record_id, field=field, value=value,
+                                    comment=f"Art. 16 request, case {ref}", external_ref=ref, requested_by="demo-dpo"))  # fmt: skip
+        else:
+            batch.append(NewRequest("forget", service, table, record_id, comment=f"Art. 17 request, case {ref}",
+                                    external_ref=ref, requested_by="demo-dpo"))  # fmt: skip
+    # What going wrong looks like:
+    batch.append(NewRequest("forget", UNKNOWN_SERVICE, "Contact", "0035g00000TYPO01", external_ref="DSR-2026-wrong-service",
+                            comment="service id mistyped by the DPO", requested_by="demo-dpo"))  # fmt: skip
+    batch.append(NewRequest("forget", 1001, "Contact Person", "0035g00000BADTBL", external_ref="DSR-2026-bad-table",
+                            comment="object label instead of API name", requested_by="demo-dpo"))  # fmt: skip
+    batch += [
+        NewRequest("forget", FAILING_SERVICE, "Contact", f"0035g00000FAIL{k:02d}", external_ref=f"DSR-2026-outage-{k}",
+                   comment="this service's API is down in the demo", requested_by="demo-dpo")  # fmt: skip
+        for k in range(2)
+    ]
+    return batch
+
+
+async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
+    from gdpr_daemon import logging as glog
+    from gdpr_daemon.daemon import Daemon
+
+    glog.configure("console", "error", stream=sys.stderr)
+    started = time.monotonic()
+    _say("gdpr-daemon demo: everything below runs on this machine, nothing leaves it.\n")
+    server = EmbeddedPostgres()
+    try:
+        _say("1. starting an embedded Postgres (unix socket only) ...")
+        url = await asyncio.to_thread(server.start)
+    except EmbeddedPostgresError as exc:
+        print(f"gdpr-daemon demo: {exc}", file=sys.stderr)
+        return 1
+    password = secrets.token_urlsafe(16)
+    sim = Simulator(
+        SimulatorConfig(email="dpo@example.com", password=password, services=6, seed=2026),
+        faults=FaultConfig(failing_services=frozenset({FAILING_SERVICE}), rate_429=0.08, retry_after_s=0,
+                           latency_ms=15, latency_jitter_ms=25, seed=2026),  # fmt: skip
+    )
+    engine = make_engine(url, pool_size=5)
+    try:
+        async with sim.serve(host="127.0.0.1", port=0) as sim_url:
+            _say(f"2. OwnBackup simulator listening at {sim_url} (6 services; service {FAILING_SERVICE} "
+                 "answers 500 to every GDPR call, 8% of calls get 429)")  # fmt: skip
+            before, after = await migrate.upgrade(engine)
+            _say(f"3. schema migrated to revision {after}")
+            rng = random.Random(2026)
+            batch = demo_batch(requests, rng)
+            async with engine.begin() as conn:
+                await insert_requests(conn, batch)
+            _say(f"4. {len(batch)} requests enqueued in gdpr_requests (like a DPO's INSERTs)")
+            settings = load_settings(
+                None, environ={}, database_url=url, ownbackup_url=sim_url, ownbackup_email="dpo@example.com",
+                ownbackup_password=password, queue_max_attempts=3, queue_backoff_base_seconds=0.3,
+                queue_backoff_max_seconds=1.0, queue_poll_interval_seconds=0.5, instance_name="demo-daemon",
+                log_format="console", log_level="error",
+            )  # fmt: skip
+            daemon = Daemon(settings, engine=engine)
+            stop = asyncio.Event()
+            task = asyncio.create_task(daemon.run(stop), name="demo-daemon")
+            _say("5. daemon running; draining the queue ...")
+            deadline = time.monotonic() + 120
+            last = ""
+            while time.monotonic() < deadline:
+                counts = await status_counts(engine)
+                line = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                if line != last:
+                    _say(f"   {line}")
+                    last = line
+                if not counts.get("pending") and not counts.get("in_flight"):
+                    break
+                await asyncio.sleep(0.3)
+            stop.set()
+            await task
+            rows = await list_requests(engine, limit=10_000)
+            rows.reverse()
+            _say("\n6. what happened:\n")
+            print(render.table(rows, [
+                ("id", "ID"), ("request_type", "TYPE"), ("service_id", "SERVICE"), ("table_name", "TABLE"),
+                ("status", "STATUS"), ("ownbackup_request_id", "OWNBACKUP ID"), ("attempts", "TRIES"),
+                ("external_ref", "CASE"), ("last_error", "ERROR"),
+            ], max_width=110))  # fmt: skip
+            counts = await status_counts(engine)
+            _say("\n   " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+            failed = next((r for r in rows if r["status"] == "failed"), None)
+            if failed:
+                _, history = await get_request(engine, failed["id"])
+                _say(f"\n   the history of request {failed['id']} (gdpr_request_log), as auditors see it:")
+                print(render.table(history, [("at", "AT"), ("from_status", "FROM"), ("to_status", "TO"),
+                                             ("actor", "BY"), ("detail", "DETAIL")], max_width=110))  # fmt: skip
+            _summary_hint(rows, keep, url)
+    finally:
+        await engine.dispose()
+        if not keep:
+            server.stop()
+    _say(f"\ndone in {time.monotonic() - started:.1f} s; "
+         + ("the embedded Postgres is still running (--keep)." if keep else "embedded Postgres stopped and removed."))  # fmt: skip
+    return 0
+
+
+def _summary_hint(rows: list[dict[str, Any]], keep: bool, url: str) -> None:
+    rectified = [r for r in rows if r["request_type"] == "rectify" and r["status"] == "submitted"]
+    if rectified:
+        _say(f"\n   the {len(rectified)} submitted rectify values were erased from gdpr_requests; "
+             "only their SHA-256 digests remain (value_sha256).")  # fmt: skip
+    if keep:
+        _say(f"   explore it: psql '{url}'")
