@@ -55,3 +55,34 @@ LAST_PULL = Gauge(
     "Unix time of the last successful event pull.",
     registry=REGISTRY,
 )
+
+# ---- refreshed from Postgres at scrape time (gdpr_daemon.health, SQL in db/stats.py) ----
+# Every replica reports the same database-wide values: aggregate these with max(), not sum().
+
+REQUESTS_BY_STATUS = Gauge(
+    "gdpr_daemon_requests",
+    "Requests in gdpr_requests, by status (the whole table, not this process).",
+    ["status"],
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge(
+    "gdpr_daemon_queue_depth",
+    "Requests in status pending (due now or waiting for a retry).",
+    registry=REGISTRY,
+)
+OLDEST_PENDING_AGE = Gauge(
+    "gdpr_daemon_oldest_pending_age_seconds",
+    "Seconds since the oldest pending request was created; 0 when none is pending.",
+    registry=REGISTRY,
+)
+REQUESTS_OVERDUE = Gauge(
+    "gdpr_daemon_requests_overdue",
+    "Requests past their due date and not submitted or cancelled "
+    "(as `gdpr-daemon requests list --overdue`).",
+    registry=REGISTRY,
+)
+DATABASE_UP = Gauge(
+    "gdpr_daemon_database_up",
+    "1 when the scrape-time database query succeeded, else 0 (the other database gauges are then stale).",
+    registry=REGISTRY,
+)

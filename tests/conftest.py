@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -32,7 +33,9 @@ SIM_EMAIL = "dpo@example.com"
 SIM_PASSWORD = "Sim-Pa55word-7f3c9e"  # scanned for in every log at the end of the run
 PII_MARKER = "PII-VALUE-"  # every rectify value in the tests starts with this
 
-LOG_DIR = Path(os.environ.get("GDPR_TEST_LOG_DIR") or Path(__file__).parent.parent / ".tmp" / "test-logs")
+# One folder per pytest run, so runs side by side never scan (or delete) each other's logs.
+LOG_ROOT = Path(os.environ.get("GDPR_TEST_LOG_DIR") or Path(__file__).parent.parent / ".tmp" / "test-logs")
+LOG_DIR = LOG_ROOT / f"run-{os.getpid()}"
 SECRETS_SEEN: set[str] = {SIM_PASSWORD}
 
 
@@ -45,12 +48,26 @@ def pii(n: int | str) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker logs into its controller's folder
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    for old in LOG_DIR.glob("*.log"):
-        old.unlink()
+    for old in LOG_ROOT.glob("run-*"):
+        pid = int(old.name.removeprefix("run-"))
+        if old != LOG_DIR and not _alive(pid):
+            shutil.rmtree(old, ignore_errors=True)
     stream = (LOG_DIR / "suite.log").open("a", buffering=1, encoding="utf-8")
     config._gdpr_log_stream = stream  # type: ignore[attr-defined]
     glog.configure("json", "debug", stream=stream)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

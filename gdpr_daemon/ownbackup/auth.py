@@ -22,7 +22,14 @@ from typing import Protocol
 from gdpr_daemon import metrics
 from gdpr_daemon.logging import get_logger
 
-from .errors import AuthenticationError, BadAnswer, clean_message, status_phrase
+from .errors import (
+    AuthenticationError,
+    BadAnswer,
+    OwnBackupError,
+    TransientError,
+    clean_message,
+    status_phrase,
+)
 from .transport import Answer, FormValue, api_message, error_from_answer, json_body
 
 __all__ = ["Authenticator", "OAuthAuth", "SessionAuth", "make_authenticator"]
@@ -78,12 +85,19 @@ class Send(Protocol):
 
 
 class Authenticator:
-    """Holds the credential; logs in lazily, once per expiry, under one lock."""
+    """Holds the credential; logs in lazily, once per expiry, under one lock.
+
+    Callers that waited on the lock while a login failed get that login's error
+    instead of trying again: a wrong password met by fifty concurrent calls is one
+    refused login at the API, not fifty (which could lock the account).
+    """
 
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
         self.generation = 0
         self.logins = 0
+        self._finished = 0  # login attempts that have ended, either way
+        self._last_failure: OwnBackupError | None = None
 
     # -- to be provided by the two kinds ------------------------------------------
     def _valid(self) -> bool:
@@ -94,6 +108,10 @@ class Authenticator:
 
     def _forget(self) -> None:
         raise NotImplementedError
+
+    def _still_usable(self) -> bool:
+        """Whether the current credential may be sent although renewal is due."""
+        return False
 
     async def _login(self, send: Send) -> None:
         raise NotImplementedError
@@ -106,27 +124,53 @@ class Authenticator:
     async def authorize(self, send: Send) -> tuple[dict[str, str], int]:
         """Headers for a call and the generation they belong to; logs in when needed."""
         if not self._valid():
+            seen = self._finished
             async with self._lock:
                 if not self._valid():
-                    await self._do_login(send, reason="no valid credential")
+                    reason = "renewal due" if self.generation else "first call"
+                    try:
+                        self._raise_if_failed_since(seen)
+                        await self._do_login(send, reason=reason)
+                    except TransientError as exc:
+                        # A renewal that failed for a passing reason is no reason to
+                        # fail the call while the current credential still works.
+                        if not self._still_usable():
+                            raise
+                        log.warning("ownbackup_renewal_failed", error=str(exc))
         return self._headers(), self.generation
 
     async def renew(self, send: Send, failed_generation: int) -> None:
         """The API answered 401 to a call made with ``failed_generation``: log in again,
         unless another call already did since."""
+        seen = self._finished
         async with self._lock:
             if self.generation != failed_generation and self._valid():
                 return
+            self._raise_if_failed_since(seen)
             self._forget()
             metrics.API_RELOGINS.inc()
             await self._do_login(send, reason="the API answered 401")
 
+    def _raise_if_failed_since(self, seen: int) -> None:
+        """Re-raise the failure of a login that ended while this caller waited."""
+        if self._finished != seen and self._last_failure is not None:
+            raise self._last_failure
+
     async def _do_login(self, send: Send, *, reason: str) -> None:
-        await self._login(send)
+        try:
+            await self._login(send)
+        except OwnBackupError as exc:
+            self._last_failure = exc
+            raise
+        finally:
+            self._finished += 1
+        self._last_failure = None
         self.logins += 1
         self.generation += 1
-        if self.generation > 1:
+        if reason == "the API answered 401":
             log.info("ownbackup_reauthenticated", reason=reason, generation=self.generation)
+        else:
+            log.debug("ownbackup_authenticated", reason=reason, generation=self.generation)
 
 
 class SessionAuthenticator(Authenticator):
@@ -186,7 +230,8 @@ class SessionAuthenticator(Authenticator):
 
 class OAuthAuthenticator(Authenticator):
     """Bearer tokens, renewed when less than a tenth of their lifetime (at least a
-    minute, at most half) is left, and after a 401."""
+    minute, at most half) is left, and after a 401.  If a renewal fails transiently the
+    current token is used until it really expires."""
 
     def __init__(self, auth: OAuthAuth, clock: Callable[[], float]) -> None:
         super().__init__()
@@ -194,6 +239,7 @@ class OAuthAuthenticator(Authenticator):
         self._clock = clock
         self._token: str | None = None
         self._renew_at: float | None = None
+        self._expires_at: float | None = None
 
     @staticmethod
     def renewal_margin(lifetime: float) -> float:
@@ -212,6 +258,12 @@ class OAuthAuthenticator(Authenticator):
     def _forget(self) -> None:
         self._token = None
         self._renew_at = None
+        self._expires_at = None
+
+    def _still_usable(self) -> bool:
+        if self._token is None:
+            return False
+        return self._expires_at is None or self._clock() < self._expires_at
 
     async def _login(self, send: Send) -> None:
         started = self._clock()
@@ -252,13 +304,12 @@ class OAuthAuthenticator(Authenticator):
             and not isinstance(expires_in, bool)
             and expires_in > 0
         ):
-            self._renew_at = started + expires_in - self.renewal_margin(float(expires_in))
+            self._expires_at = started + expires_in
+            self._renew_at = self._expires_at - self.renewal_margin(float(expires_in))
         else:
             # No lifetime given: use the token until the API answers 401.
-            self._renew_at = None
+            self._renew_at = self._expires_at = None
         self._token = token
-        if self.generation >= 1:
-            log.debug("ownbackup_token_renewed", expires_in=expires_in)
 
 
 def make_authenticator(

@@ -5,7 +5,8 @@ fits, chained (``raise ... from exc``) to the aiohttp or JSON error behind it::
 
     OwnBackupError                 .status (int | None), .message (the API's), .endpoint
     |-- TransientError             trying again later may succeed
-    |   |-- ConnectionFailed       no connection, connection refused or dropped
+    |   |-- ConnectionFailed       no connection (refused, DNS, TLS, none within
+    |   |                          connect_timeout), or dropped before a full answer
     |   |-- RequestTimeout         no answer within the timeout, or HTTP 408
     |   |-- RateLimited            HTTP 429; .retry_after in seconds, or None
     |   |-- ServerError            HTTP 5xx
@@ -18,11 +19,14 @@ fits, chained (``raise ... from exc``) to the aiohttp or JSON error behind it::
                                    right after a fresh login: the daemon's
                                    credentials are wrong, not the request
 
-``BadAnswer`` is transient: the API took the call but its answer cannot be read, so
-nobody knows whether it acted; forget and rectify are idempotent, so sending the call
-again is safe.  ``AuthenticationError`` is deliberately not a ``ClientError``: it says
-the daemon's configuration is wrong, so a caller should not hold it against the
-request it happened to be sending.
+A call that timed out, lost its connection mid-answer or got a ``BadAnswer`` may have
+been carried out (that is why ``BadAnswer`` is transient, not permanent: nobody knows
+whether the API acted); forget and rectify are idempotent, so sending them again is
+safe, and the caller's history shows both attempts.
+
+``AuthenticationError`` is deliberately not a ``ClientError``: it says the daemon's
+configuration is wrong, so a caller should not hold it against the request it happened
+to be sending.
 
 ``str(error)`` is one sentence a person can act on, such as "OwnBackup answered 404
 Not Found to gdpr_forget: service_id 12415 not found".  No error ever carries a

@@ -25,9 +25,9 @@ from aiohttp import web
 
 from gdpr_daemon.logging import get_logger
 from gdpr_daemon.simulator import control, handlers
+from gdpr_daemon.simulator.config import ApiError, as_id
 from gdpr_daemon.simulator.faults import FaultDecision
 from gdpr_daemon.simulator.params import SIM_KEY, bearer_of, error_response, reason
-from gdpr_daemon.simulator.state import ApiError
 
 if TYPE_CHECKING:
     from gdpr_daemon.simulator.server import Simulator
@@ -99,7 +99,7 @@ def _route_of(request: web.Request) -> tuple[str | None, str]:
 
 def _service_id(request: web.Request) -> int | None:
     raw = request.match_info.get("service_id")
-    return int(raw) if raw is not None and raw.isdigit() else None
+    return as_id(raw) if raw is not None else None
 
 
 def fault_response(decision: FaultDecision) -> web.Response:
@@ -168,6 +168,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     sim: Simulator = request.app[SIM_KEY]
     name, key = _route_of(request)
     sim.stats.calls[key] += 1
+    response: web.StreamResponse
     if not path.startswith("/api/"):
         response = await _translated(request, handler)
         sim.stats.record_status(response.status)
@@ -177,7 +178,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     if decision.delay_s:
         await asyncio.sleep(decision.delay_s)
     if decision.status is not None:
-        response: web.StreamResponse = fault_response(decision)
+        response = fault_response(decision)
     else:
         response = await _translated(request, _authenticated(sim, name, handler))
         if decision.hang_s:

@@ -24,6 +24,12 @@ GDPR_ANSWER_KEYS = ("id", "job_id")
 API_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
+def as_id(value: Any) -> int | None:
+    """A non-negative integer id from text (ASCII digits only, spaces around allowed)."""
+    text = str(value).strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 class ApiError(Exception):
     """The API refuses a call: HTTP ``status`` and a ``message`` for the error shape."""
 
@@ -35,7 +41,20 @@ class ApiError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class SimulatorConfig:
-    """How the simulated account looks; durations are in seconds of the simulator clock."""
+    """How the simulated account looks; durations are in seconds of the simulator clock.
+
+    ``email``/``password``: the login; ``api_tokens``: accepted at ``/oauth/token`` as
+    refresh tokens, giving access tokens valid ``token_ttl_seconds``; ``services``: how
+    many services (ids from 1001; the first six are production, full sandbox, two partial
+    sandboxes, a disabled and an archived org); ``synthetic_events``: events 1..N that
+    exist without being stored; ``date_format``: event ``created_at`` as ``rfc1123``,
+    ``iso`` or ``mixed``; ``seed``: makes the account and the faults reproducible;
+    ``gdpr_answer_key``: ``id`` or ``job_id``; ``login_events``: whether each login
+    appends a ``user.login`` event; ``session_ttl_seconds``: session lifetime (None:
+    until logout); ``backup_seconds``/``job_seconds``/``seed_seconds``: how long a
+    backup, an export job and a seed take (0: done at once); ``events_page_size``: 1000.
+    Neither password nor tokens appear in ``repr``.
+    """
 
     email: str = "dpo@example.com"
     password: str = field(default="simulator", repr=False)
@@ -64,7 +83,10 @@ class SimulatorConfig:
             raise ValueError(f"gdpr_answer_key must be one of {', '.join(GDPR_ANSWER_KEYS)}")
         if self.token_ttl_seconds <= 0 or self.events_page_size < 1:
             raise ValueError("token_ttl_seconds and events_page_size must be positive")
-        object.__setattr__(self, "api_tokens", tuple(self.api_tokens))
+        tokens = self.api_tokens
+        object.__setattr__(
+            self, "api_tokens", (tokens,) if isinstance(tokens, str) else tuple(tokens)
+        )
 
 
 @dataclass(frozen=True, slots=True)

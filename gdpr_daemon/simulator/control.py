@@ -2,7 +2,7 @@
 
 ``GET  /_simulator/faults``   the fault config as JSON (see :class:`FaultConfig`)
 ``PUT  /_simulator/faults``   replace it; fields left out take their defaults
-``PATCH /_simulator/faults``  change only the fields given
+``PATCH /_simulator/faults``  change only the fields given (a 429 burst under way goes on)
 ``POST /_simulator/reset``    rebuild the account, clear sessions, calls and stats, and
                              restore the faults the simulator was started with
 ``GET  /_simulator/calls``    the accepted GDPR calls (rectify values only as sha256)
@@ -58,7 +58,7 @@ async def put_faults(request: web.Request) -> web.Response:
 async def patch_faults(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
     try:
-        sim.faults = sim.faults.updated(await _json_object(request))
+        sim.update_faults(await _json_object(request))
     except (ValueError, TypeError) as exc:
         raise ApiError(400, str(exc)) from exc
     return web.json_response(sim.faults.to_json())

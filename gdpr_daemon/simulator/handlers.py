@@ -11,9 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
+from gdpr_daemon.simulator.config import ApiError, as_id
 from gdpr_daemon.simulator.csvdata import CSV_KINDS, backup_csv
 from gdpr_daemon.simulator.params import SIM_KEY, Params, bearer_of
-from gdpr_daemon.simulator.state import ApiError
 
 API = "/api/v1"
 SERVICE = API + "/services/{service_id}"
@@ -178,9 +178,10 @@ async def events(request: web.Request) -> web.Response:
     raw = request.query.get("from")
     after = 0
     if raw is not None:
-        if not raw.strip().isdigit():
+        parsed = as_id(raw)
+        if parsed is None:
             raise ApiError(400, f"from must be a non-negative integer event_id, not {raw!r}")
-        after = int(raw)
+        after = parsed
     return web.json_response(_state(request).events_page(after))
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiohttp import web
 
@@ -59,12 +60,26 @@ class Simulator:
 
     @faults.setter
     def faults(self, config: FaultConfig) -> None:
+        self._install(config, reseed=True, restart_burst=True)
+
+    def update_faults(self, changes: Mapping[str, Any]) -> FaultConfig:
+        """Change some fault fields (``ValueError`` if invalid).
+
+        A 429 burst under way goes on unless ``burst_429`` is among the changes, and the
+        generator is reseeded only when ``seed`` is.
+        """
+        config = self._faults.updated(changes)
+        self._install(config, reseed="seed" in changes, restart_burst="burst_429" in changes)
+        return config
+
+    def _install(self, config: FaultConfig, *, reseed: bool, restart_burst: bool) -> None:
         if not isinstance(config, FaultConfig):
             raise TypeError("faults must be a FaultConfig")
         self._faults = config
-        self._counters = FaultCounters.start(config)
-        if config.seed is not None:
-            self._rng = random.Random(config.seed)  # noqa: S311 - simulated data, not secrets
+        if restart_burst:
+            self._counters = FaultCounters.start(config)
+        if reseed and config.seed is not None:
+            self._rng = random.Random(config.seed)  # noqa: S311 - simulated faults, not secrets
 
     @property
     def app(self) -> web.Application:

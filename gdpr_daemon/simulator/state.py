@@ -30,6 +30,7 @@ from gdpr_daemon.simulator.config import (
     ApiError,
     GdprCall,
     SimulatorConfig,
+    as_id,
     checked_api_name,
     checked_enum,
     checked_text,
@@ -172,10 +173,7 @@ class SimulatorState:
 
     def service(self, service_id: Any) -> Service:
         """The service, or 404 in the vendor's words."""
-        try:
-            service = self._by_id.get(int(service_id))
-        except (TypeError, ValueError):
-            service = None
+        service = self._by_id.get(as_id(service_id) or 0)
         if service is None:
             raise ApiError(404, f"service_id {service_id} not found")
         self._refresh(service)
@@ -229,7 +227,7 @@ class SimulatorState:
 
     # -- exports and jobs ---------------------------------------------------------
 
-    def checked_objects(self, backup: Backup, objects: list[str] | None) -> list[str]:
+    def _objects_in(self, backup: Backup, objects: list[str] | None) -> list[str]:
         if not objects:
             return list(backup.objects)
         unknown = [o for o in objects if o not in backup.objects]
@@ -252,7 +250,7 @@ class SimulatorState:
         fmt = checked_enum(export_format, "export_format", EXPORT_FORMATS)
         if fmt == "sql" or sql_dialect is not None:
             sql_dialect = checked_enum(sql_dialect, "sql_dialect", SQL_DIALECTS)
-        chosen = self.checked_objects(backup, objects)
+        chosen = self._objects_in(backup, objects)
         ext = "csv" if fmt == "csv" else "sql"
         results = {
             "export_format": fmt,
@@ -277,16 +275,17 @@ class SimulatorState:
         backup = self.backup(service_id, backup_ref)
         if endpoint_id is None or not str(endpoint_id).strip():
             raise ApiError(400, "endpoint_id is required")
-        if not str(endpoint_id).strip().isdigit() or int(endpoint_id) < 1:
+        endpoint = as_id(endpoint_id)
+        if endpoint is None or endpoint < 1:
             raise ApiError(400, f"endpoint_id must be a positive integer, not {endpoint_id!r}")
-        chosen = self.checked_objects(backup, objects)
+        chosen = self._objects_in(backup, objects)
         results = {
-            "endpoint_id": int(endpoint_id),
+            "endpoint_id": endpoint,
             "objects": chosen,
             "num_records": sum(backup.objects[o]["total_items"] for o in chosen),
         }
-        title = f"Export of backup {backup.id} to endpoint {int(endpoint_id)}"
-        params = {"endpoint_id": int(endpoint_id)}
+        title = f"Export of backup {backup.id} to endpoint {endpoint}"
+        params = {"endpoint_id": endpoint}
         return self._start_job(title, results, backup, "export.started", params)
 
     def _start_job(
@@ -298,7 +297,7 @@ class SimulatorState:
         return job
 
     def job(self, job_id: Any) -> Job:
-        job = self.jobs.get(int(job_id)) if str(job_id).isdigit() else None
+        job = self.jobs.get(as_id(job_id) or 0)
         if job is None:
             raise ApiError(404, f"job_id {job_id} not found")
         return job
@@ -306,7 +305,7 @@ class SimulatorState:
     # -- seeding --------------------------------------------------------------------
 
     def seed(self, seed_id: Any) -> Seed:
-        seed = self.seeds.get(int(seed_id)) if str(seed_id).isdigit() else None
+        seed = self.seeds.get(as_id(seed_id) or 0)
         if seed is None:
             raise ApiError(404, f"seed_id {seed_id} not found")
         return seed
@@ -321,12 +320,12 @@ class SimulatorState:
         automations_to_disable: list[str] | None,
     ) -> Seed:
         """Seed a sandbox from a template; refuses what the vendor refuses."""
-        template = self.templates.get(int(template_id)) if str(template_id).isdigit() else None
+        template = self.templates.get(as_id(template_id) or 0)
         if template is None:
             raise ApiError(404, f"template_id {template_id} not found")
         if destination is None or not str(destination).strip():
             raise ApiError(400, "destination is required: the service id of the sandbox to seed")
-        target = self._by_id.get(int(destination)) if str(destination).strip().isdigit() else None
+        target = self._by_id.get(as_id(destination) or 0)
         if target is None:
             raise ApiError(400, f"destination {destination} is not a service of this account")
         method = checked_enum(seeding_method, "seeding_method", SEEDING_METHODS)

@@ -138,6 +138,17 @@ async def test_wrong_password_is_authentication_error(harness: Harness) -> None:
     assert not client.health.ok and client.health.last_error == str(error)
 
 
+async def test_concurrent_calls_share_one_refused_login(harness: Harness) -> None:
+    """Ten concurrent calls with a wrong password cause ONE refused login, not ten."""
+    sim = await harness.sim()
+    client = await harness.client(sim.url or "", auth=SessionAuth(EMAIL, "Wrong-Pa55word-PII"))
+    results = await asyncio.gather(
+        *(client.get_service(1001) for _ in range(10)), return_exceptions=True
+    )
+    assert all(isinstance(r, AuthenticationError) for r in results)
+    assert sim.stats.calls["POST /api/auth/v1/login"] == 1
+
+
 async def test_authenticate_proves_credentials(harness: Harness) -> None:
     """authenticate() logs in once (for `gdpr-daemon check`) and marks the API healthy."""
     sim = await harness.sim()
@@ -183,6 +194,32 @@ async def test_oauth_renewed_before_expiry(harness: Harness) -> None:
     clock.advance(300)  # 300 s left, under the 360 s margin: renewed first
     await client.list_services()
     assert sim.stats.tokens_issued == 2 and sim.stats.sent_401 == 0
+
+
+async def test_oauth_failed_renewal_keeps_valid_token(harness: Harness) -> None:
+    """A renewal failing with 503 keeps the still-valid token in use; once it has
+    expired, the failure surfaces."""
+    down = {"on": False, "token_requests": 0}
+
+    @web.middleware
+    async def token_outage(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/oauth/token":
+            down["token_requests"] += 1
+            if down["on"]:
+                return web.json_response({"message": "down"}, status=503)
+        return await handler(request)
+
+    sim = await harness.sim(middleware=token_outage)
+    clock = ManualClock()
+    client = await harness.client(sim.url or "", oauth=True, clock=clock)
+    await client.list_services()
+    down["on"] = True
+    clock.advance(3300)  # renewal due, token still valid for 300 s
+    assert len(await client.list_services()) == 6
+    assert down["token_requests"] == 2 and sim.stats.tokens_issued == 1
+    clock.advance(400)  # now past its expiry
+    with pytest.raises(ServerError, match="to oauth_token"):
+        await client.list_services()
 
 
 async def test_oauth_renewed_after_401(harness: Harness) -> None:

@@ -215,6 +215,7 @@ async def test_hang_past_timeout_is_request_timeout(harness: Harness) -> None:
     assert str(info.value) == "OwnBackup did not answer gdpr_forget within 0.3 s"
     assert len(sim.state.gdpr_calls) == 1
     assert isinstance(info.value.__cause__, TimeoutError)
+    sim.faults = FaultConfig()  # let the logout at the end through
 
 
 async def test_get_hang_retried_then_success(harness: Harness) -> None:
@@ -245,8 +246,9 @@ async def test_connect_timeout_is_connection_failed(harness: Harness) -> None:
     sim.faults = FaultConfig(hang_ms=10_000)
     busy = asyncio.create_task(client.gdpr_forget(1001, record_id="003x", table_name="Contact"))
     try:
-        while not sim.state.gdpr_calls:  # the first call holds the only connection
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(10):  # the first call now holds the only connection
+            while not sim.state.gdpr_calls:
+                await asyncio.sleep(0.01)
         with pytest.raises(ConnectionFailed) as info:
             await client.gdpr_forget(1002, record_id="003y", table_name="Contact")
         assert str(info.value) == (
@@ -254,6 +256,7 @@ async def test_connect_timeout_is_connection_failed(harness: Harness) -> None:
         )
         assert [c.service_id for c in sim.state.gdpr_calls] == [1001]
     finally:
+        sim.faults = FaultConfig()  # so that logging out at the end is not held back
         busy.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await busy

@@ -104,3 +104,15 @@ async def test_reset_restores_the_account(api: Api) -> None:
     assert (await api.get("/api/v1/events"))[1] == []
     _, answer = await api.post("/api/v1/services/1001/gdpr/forget", data=FORGET)
     assert answer == {"id": 1}
+
+
+async def test_patch_keeps_a_429_burst_under_way(api: Api) -> None:
+    """PATCH of other fields lets a running 429 burst go on; PUT restarts it."""
+    await api.call("PUT", "/_simulator/faults", auth=False, json={"burst_429": 2})
+    assert (await api.get("/api/v1/services"))[0] == 429
+    await api.call("PATCH", "/_simulator/faults", auth=False, json={"latency_ms": 1})
+    assert (await api.get("/api/v1/services"))[0] == 429
+    assert (await api.get("/api/v1/services"))[0] == 200
+    await api.call("PUT", "/_simulator/faults", auth=False, json={"burst_429": 1})
+    assert (await api.get("/api/v1/services"))[0] == 429
+    assert (await api.get("/api/v1/services"))[0] == 200

@@ -1,0 +1,82 @@
+"""Read-only figures about the queue and the event cursor, for ``/metrics``.
+
+One connection, one scan of ``gdpr_requests`` grouped by status (the overdue count uses
+the same definition as ``gdpr-daemon requests list --overdue``), and the event cursor
+when its table exists: ``event_cursors`` comes with a later migration than the queue,
+so a database at an older revision simply reports no cursor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gdpr_daemon.db.tables import CANCELLED, PENDING, STATUSES, SUBMITTED
+
+__all__ = ["CursorStats", "QueueStats", "Snapshot", "snapshot"]
+
+# Statuses whose requests still need something done before their deadline.
+_NOT_OPEN = (SUBMITTED, CANCELLED)
+
+_BY_STATUS = text("""
+SELECT status,
+       count(*) AS n,
+       count(*) FILTER (WHERE due_at < now()) AS overdue,
+       EXTRACT(epoch FROM now() - min(created_at))::float8 AS oldest_age,
+       to_regclass('event_cursors') IS NOT NULL AS has_cursors
+FROM gdpr_requests
+GROUP BY status
+""")
+
+_HAS_CURSORS = text("SELECT to_regclass('event_cursors') IS NOT NULL")
+
+# One deployment serves one account (DESIGN.md), so max() is that account's row.
+_CURSOR = text("SELECT max(last_event_id) AS last_event_id, max(updated_at) AS updated_at FROM event_cursors")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    by_status: dict[str, int] = field(default_factory=dict)  # every known status, 0 when absent
+    pending: int = 0
+    oldest_pending_age: float = 0.0  # seconds; 0 when nothing is pending
+    overdue: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CursorStats:
+    last_event_id: int | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    queue: QueueStats
+    cursor: CursorStats | None  # None when the event_cursors table does not exist yet
+
+
+async def snapshot(engine: AsyncEngine) -> Snapshot:
+    """The queue's figures and the event cursor, read in one short connection."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(_BY_STATUS)).all()
+        if rows:
+            has_cursors = bool(rows[0].has_cursors)
+        else:
+            has_cursors = bool((await conn.execute(_HAS_CURSORS)).scalar_one())
+        cursor = None
+        if has_cursors:
+            row = (await conn.execute(_CURSOR)).one()
+            cursor = CursorStats(last_event_id=row.last_event_id, updated_at=row.updated_at)
+    by_status = dict.fromkeys(STATUSES, 0)
+    oldest = 0.0
+    overdue = 0
+    for r in rows:
+        by_status[r.status] = int(r.n)
+        if r.status not in _NOT_OPEN:
+            overdue += int(r.overdue)
+        if r.status == PENDING:
+            oldest = max(float(r.oldest_age or 0.0), 0.0)
+    queue = QueueStats(by_status=by_status, pending=by_status[PENDING], oldest_pending_age=oldest, overdue=overdue)
+    return Snapshot(queue=queue, cursor=cursor)
