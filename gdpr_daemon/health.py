@@ -29,7 +29,7 @@ from gdpr_daemon.errors import describe
 from gdpr_daemon.logging import get_logger
 from gdpr_daemon.ownbackup.health import ApiHealth
 
-__all__ = ["HealthServer", "ReadyCheck", "event_check", "parse_address"]
+__all__ = ["HealthServer", "ReadyCheck", "lifecycle_check", "parse_address"]
 
 log = get_logger(__name__)
 
@@ -48,11 +48,17 @@ def parse_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - an empty host means all
 
 
-def event_check(event: asyncio.Event, reason: str = "starting") -> ReadyCheck:
-    """A ready_check that passes once ``event`` is set (e.g. ``Daemon.ready``)."""
+def lifecycle_check(ready: asyncio.Event, stop: asyncio.Event | None = None) -> ReadyCheck:
+    """A ready_check for the daemon: not ready until ``ready`` is set, nor once ``stop`` is.
+
+    Unready while draining, so a load balancer or a rollout stops counting on this
+    replica as soon as it begins to shut down.
+    """
 
     async def check() -> str | None:
-        return None if event.is_set() else reason
+        if stop is not None and stop.is_set():
+            return "stopping"
+        return None if ready.is_set() else "starting"
 
     return check
 

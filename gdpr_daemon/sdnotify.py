@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 from gdpr_daemon.logging import get_logger
 
-__all__ = ["notify", "watchdog_interval", "watchdog_loop"]
+__all__ = ["notify", "supervise", "watchdog_interval", "watchdog_loop"]
 
 log = get_logger(__name__)
 
@@ -93,3 +93,39 @@ async def watchdog_loop(
         notify("WATCHDOG=1", environ=environ)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), half)
+
+
+async def supervise(
+    ready: asyncio.Event,
+    stop: asyncio.Event,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Tell systemd about the service's life until cancelled.
+
+    ``READY=1`` when ``ready`` is set (unless ``stop`` came first), ``STOPPING=1`` as soon
+    as ``stop`` is set (before the drain, not after it), and ``WATCHDOG=1`` pings the
+    whole time, the drain included.  Run it as a task for the length of the service and
+    cancel it at the end.  Without ``$NOTIFY_SOCKET`` it only waits.
+    """
+    pinging = asyncio.Event()  # set on the way out: ends the watchdog loop
+    watchdog = asyncio.create_task(watchdog_loop(pinging, environ=environ), name="sd-watchdog")
+    waits = [
+        asyncio.create_task(ready.wait(), name="sd-wait-ready"),
+        asyncio.create_task(stop.wait(), name="sd-wait-stop"),
+    ]
+    try:
+        notify("STATUS=starting: waiting for the database", environ=environ)
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if ready.is_set() and not stop.is_set():
+            notify("READY=1\nSTATUS=serving", environ=environ)
+            log.debug("sd_notify", state="READY")
+        await stop.wait()
+        notify("STOPPING=1\nSTATUS=stopping: finishing calls in progress", environ=environ)
+        log.debug("sd_notify", state="STOPPING")
+        await asyncio.Event().wait()  # keep the watchdog going through the drain
+    finally:
+        pinging.set()
+        for t in waits:
+            t.cancel()
+        await asyncio.gather(watchdog, *waits, return_exceptions=True)

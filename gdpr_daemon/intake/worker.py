@@ -156,6 +156,7 @@ class QueueWorker:
         self._started: set[int] = set()
         self._per_service: Counter[int] = Counter()
         self._service_sems: dict[int, asyncio.Semaphore] = {}
+        self._calls = asyncio.Semaphore(settings.concurrency)
         self._claiming = True
         self._bg: list[asyncio.Task[None]] = []
         self._bg_stop = asyncio.Event()
@@ -181,12 +182,11 @@ class QueueWorker:
         backoff = 0.5
         try:
             while not stop.is_set():
-                free = self.settings.concurrency - len(self._tasks)
-                if free <= 0:
+                want = self._room()
+                if want <= 0:
                     self._slot.clear()
                     await self._wait_for(self._slot, stop, timeout=self.settings.poll_interval)
                     continue
-                want = min(free, self.settings.claim_batch)
                 self._wake.clear()
                 try:
                     claimed = await self.store.claim(want, self._busy_services())
@@ -210,9 +210,8 @@ class QueueWorker:
         self._start_background()
         try:
             while True:
-                free = self.settings.concurrency - len(self._tasks)
-                if free > 0:
-                    want = min(free, self.settings.claim_batch)
+                want = self._room()
+                if want > 0:
                     claimed = await self.store.claim(want, self._busy_services())
                     for req in claimed:
                         self._spawn(req)
@@ -258,8 +257,21 @@ class QueueWorker:
             for w in waits:
                 w.cancel()
 
+    def _room(self) -> int:
+        """How many rows to claim now: 0 until a worthwhile batch fits.
+
+        The worker holds up to twice ``concurrency`` claims (the calls themselves are
+        bounded by semaphores), so it can claim in batches instead of one row per
+        finished call; claims waiting their turn keep their lease renewed.
+        """
+        limit = self.settings.concurrency
+        room = 2 * limit - len(self._tasks)
+        if room < max(1, limit // 2) and self._tasks:
+            return 0
+        return min(room, self.settings.claim_batch)
+
     def _busy_services(self) -> list[int]:
-        limit = self.settings.per_service_concurrency
+        limit = 2 * self.settings.per_service_concurrency
         return [sid for sid, n in self._per_service.items() if n >= limit]
 
     def _spawn(self, req: ClaimedRequest) -> None:
@@ -315,7 +327,7 @@ class QueueWorker:
         sem = self._service_sems.setdefault(
             req.service_id, asyncio.Semaphore(self.settings.per_service_concurrency)
         )
-        async with sem:
+        async with self._calls, sem:
             if not self._claiming:
                 raise asyncio.CancelledError  # shutting down before the call started
             self._started.add(req.id)

@@ -13,7 +13,13 @@ users for their own staging:
     async with sim.serve(host="127.0.0.1", port=0) as url:
         ...
 
-Modules: ``state`` (the account), ``events`` (the event history), ``account`` and
+Control endpoints without authentication or faults, for tests and demos (details in
+:mod:`gdpr_daemon.simulator.control`): ``GET/PUT/PATCH /_simulator/faults``,
+``POST /_simulator/reset``, ``GET /_simulator/calls``, ``POST /_simulator/events``
+(``{"count": N}``), ``GET /_simulator/stats``.
+
+Modules: ``config`` (SimulatorConfig, ApiError, GdprCall), ``state`` (the account),
+``auth`` (sessions and tokens), ``events`` (the event history), ``account`` and
 ``csvdata`` (the account's objects and files), ``faults`` (fault config and decisions),
 ``params`` (request bodies, error shape), ``handlers`` (API routes), ``control``
 (``/_simulator/`` routes), ``app`` (middleware, application), ``server`` (the harness),

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,8 +77,9 @@ class FaultConfig:
     rate_429: float = 0.0
     retry_after_s: int = 1
     session_expiry_after_calls: int = 0
-    failing_services: frozenset[int] = field(default_factory=frozenset)
-    rejecting_services: frozenset[int] = field(default_factory=frozenset)
+    # Any collection of ids is accepted; it is stored as a frozenset.
+    failing_services: Collection[int] = field(default_factory=frozenset)
+    rejecting_services: Collection[int] = field(default_factory=frozenset)
     malformed_rate: float = 0.0
     malformed_mode: str = "truncated_json"
     hang_ms: int = 0

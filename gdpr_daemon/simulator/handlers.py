@@ -7,13 +7,12 @@ Authentication, faults, error translation and statistics happen in the middlewar
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from gdpr_daemon.simulator.config import ApiError, as_id
 from gdpr_daemon.simulator.csvdata import CSV_KINDS, backup_csv
 from gdpr_daemon.simulator.params import SIM_KEY, Params, bearer_of
+from gdpr_daemon.simulator.state import SimulatorState
 
 API = "/api/v1"
 SERVICE = API + "/services/{service_id}"
@@ -24,7 +23,7 @@ PUBLIC_ROUTES = frozenset({"login"})
 GDPR_ROUTES = frozenset({"gdpr_forget", "gdpr_rectify"})
 
 
-def _state(request: web.Request) -> Any:
+def _state(request: web.Request) -> SimulatorState:
     return request.app[SIM_KEY].state
 
 

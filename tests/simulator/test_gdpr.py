@@ -125,4 +125,5 @@ async def test_no_secret_or_value_in_logs(api: Api) -> None:
         structlog.configure(wrapper_class=wrapper)
     assert logs and all(entry["log_level"] == "debug" for entry in logs)
     text = json.dumps(logs, default=str)
+    assert api.session_id is not None
     assert PASSWORD not in text and VALUE not in text and api.session_id not in text

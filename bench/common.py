@@ -1,0 +1,120 @@
+"""Shared set-up of the benchmarks: a Postgres, fresh migrated databases, the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gdpr_daemon.db import migrate  # noqa: E402
+from gdpr_daemon.db.engine import make_engine  # noqa: E402
+from gdpr_daemon.embedded import EmbeddedPostgres  # noqa: E402
+
+SIM_EMAIL = "bench@example.com"
+SIM_PASSWORD = "bench-" + secrets.token_hex(6)
+
+
+@contextlib.asynccontextmanager
+async def postgres() -> AsyncIterator[str]:
+    """An admin URL: $BENCH_DATABASE_URL, 127.0.0.1:5432 if it answers, else an embedded server."""
+    url = os.environ.get("BENCH_DATABASE_URL")
+    if url:
+        yield url
+        return
+    local = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+    async def probe() -> bool:
+        try:
+            c = await asyncpg.connect(local, timeout=3)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return False
+        await c.close()
+        return True
+
+    if await probe():
+        yield local
+        return
+    server = EmbeddedPostgres()
+    await asyncio.to_thread(server.start)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def with_db(url: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(admin_url: str) -> AsyncIterator[str]:
+    name = f"gdpr_bench_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(admin_url)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    url = with_db(admin_url, name)
+    engine = make_engine(url, pool_size=1)
+    await migrate.upgrade(engine)
+    await engine.dispose()
+    try:
+        yield url
+    finally:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def simulator(*args: str) -> Iterator[str]:
+    """The simulator in its own process (its own core), as a user would run it."""
+    port = free_port()
+    env = dict(os.environ, GDPR_DAEMON_OWNBACKUP_EMAIL=SIM_EMAIL, GDPR_DAEMON_OWNBACKUP_PASSWORD=SIM_PASSWORD)
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "gdpr_daemon", "simulate", "--host", "127.0.0.1", "--port", str(port), *args],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            break
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def sim_control(url: str, method: str, path: str, json: object | None = None) -> object:
+    async with aiohttp.ClientSession() as s, s.request(method, url + path, json=json) as r:
+        r.raise_for_status()
+        return await r.json()
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
