@@ -204,16 +204,18 @@ async def simulator_server() -> AsyncIterator[tuple[Simulator, str]]:
     sim = Simulator(SimulatorConfig(email=SIM_EMAIL, password=SIM_PASSWORD, services=6, seed=7))
     async with sim.serve(host="127.0.0.1", port=0) as url:
         yield sim, url
+        SECRETS_SEEN.update(sim.state.credentials.issued)
 
 
 @pytest.fixture
 async def sim(simulator_server: tuple[Simulator, str]) -> AsyncIterator[Simulator]:
     """The session's simulator, reset to a clean account and no faults for this test."""
     s, _url = simulator_server
+    SECRETS_SEEN.update(s.state.credentials.issued)
     s.reset()
     s.faults = FaultConfig()
     yield s
-    SECRETS_SEEN.update(getattr(s.state, "issued_secrets", ()))
+    SECRETS_SEEN.update(s.state.credentials.issued)
     s.reset()
 
 

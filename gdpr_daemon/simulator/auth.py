@@ -44,6 +44,8 @@ class Credentials:
         self.now = clock
         self.sessions: dict[str, Credential] = {}
         self.tokens: dict[str, Credential] = {}
+        # Every session id and token ever issued, so a test suite can scan its logs for them.
+        self.issued: list[str] = []
 
     def login(self, email: str | None, password: str | None) -> str:
         """Open a session; the new session id.  Wrong credentials: 401."""
@@ -56,6 +58,7 @@ class Credentials:
         session_id = secrets.token_urlsafe(24)
         ttl = self.config.session_ttl_seconds
         self.sessions[session_id] = Credential("session", self.now() + ttl if ttl else None)
+        self.issued.append(session_id)
         return session_id
 
     def issue_token(
@@ -77,6 +80,7 @@ class Credentials:
         ttl = self.config.token_ttl_seconds
         access_token = secrets.token_urlsafe(32)
         self.tokens[access_token] = Credential("bearer", self.now() + ttl, client_id=client_id)
+        self.issued.append(access_token)
         return {
             "access_token": access_token,
             "token_type": "Bearer",
