@@ -70,6 +70,7 @@ gdpr_requests = Table(
     # Extensions beyond the contract: the claim lease.
     Column("lease_owner", Text),
     Column("lease_expires_at", TZ),
+    Column("original_due_at", TZ),
 )
 
 gdpr_request_log = Table(

@@ -1,0 +1,1 @@
+"""Command handlers of the `gdpr-daemon` command line, one module per group."""
