@@ -88,7 +88,7 @@ def simulator(*args: str) -> Iterator[str]:
     """The simulator in its own process (its own core), as a user would run it."""
     port = free_port()
     env = dict(os.environ, GDPR_DAEMON_OWNBACKUP_EMAIL=SIM_EMAIL, GDPR_DAEMON_OWNBACKUP_PASSWORD=SIM_PASSWORD)
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [sys.executable, "-m", "gdpr_daemon", "simulate", "--host", "127.0.0.1", "--port", str(port), *args],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -22,13 +22,19 @@ import aiohttp
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
-    SIM_EMAIL, SIM_PASSWORD, fresh_database, percentile, postgres, sim_control, simulator,
+from common import (
+    SIM_EMAIL,
+    SIM_PASSWORD,
+    fresh_database,
+    percentile,
+    postgres,
+    sim_control,
+    simulator,
 )  # fmt: skip
 
-from gdpr_daemon import logging as glog  # noqa: E402
-from gdpr_daemon.config import load_settings  # noqa: E402
-from gdpr_daemon.daemon import Daemon  # noqa: E402
+from gdpr_daemon import logging as glog
+from gdpr_daemon.config import load_settings
+from gdpr_daemon.daemon import Daemon
 
 
 async def fill(url: str, n: int, services: int) -> None:

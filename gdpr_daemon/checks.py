@@ -36,7 +36,7 @@ async def run_checks(config_path: str | None, *, out: Callable[[str], None] = pr
         try:
             report(name, True, await fn())
             return True
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+        except Exception as exc:
             report(name, False, describe(exc))
             return False
 

@@ -14,6 +14,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from gdpr_daemon import __version__
+from gdpr_daemon.commands.common import settings_from_args as _settings
+from gdpr_daemon.commands.common import setup_logging as _setup_logging
 from gdpr_daemon.config import ConfigError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -30,8 +32,6 @@ class UsageError(Exception):
     """Bad arguments; exit 2."""
 
 
-from gdpr_daemon.commands.common import settings_from_args as _settings  # noqa: E402
-from gdpr_daemon.commands.common import setup_logging as _setup_logging
 
 # ---- commands -----------------------------------------------------------------------
 

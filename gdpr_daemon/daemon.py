@@ -141,7 +141,7 @@ class Daemon:
     async def _refresh_services(self) -> None:
         try:
             await self.services.refresh()
-        except Exception as exc:  # noqa: BLE001 - retried at the next interval
+        except Exception as exc:
             log.warning("services_refresh_failed", error=str(exc))
 
     def _scheduler(self) -> AsyncIOScheduler:

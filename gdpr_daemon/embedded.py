@@ -82,7 +82,7 @@ class EmbeddedPostgres:
             check=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            preexec_fn=_drop_to(self._uid, self._gid),  # noqa: PLW1509
+            preexec_fn=_drop_to(self._uid, self._gid),
             timeout=120,
         )
 
@@ -125,7 +125,7 @@ class EmbeddedPostgres:
             ],  # fmt: skip
             stdout=log,
             stderr=log,
-            preexec_fn=_drop_to(self._uid, self._gid),  # noqa: PLW1509
+            preexec_fn=_drop_to(self._uid, self._gid),
         )
         log.close()
         deadline = time.monotonic() + timeout

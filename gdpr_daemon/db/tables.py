@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
-    Date,
     Column,
+    Date,
     ForeignKey,
     Integer,
     MetaData,

@@ -27,13 +27,13 @@ async def listen(url: str, on_notify: Callable[[], None], stop: asyncio.Event) -
         lost = asyncio.Event()
         try:
             conn = await connect_raw(url)
-        except (OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - keep listening
+        except (TimeoutError, OSError, Exception) as exc:
             log.warning("listener_connect_failed", error=type(exc).__name__, retry_in=round(backoff, 1))
             await _sleep_or_stop(backoff, stop)
             backoff = min(backoff * 2, 30.0)
             continue
         try:
-            conn.add_termination_listener(lambda _c: lost.set())
+            conn.add_termination_listener(lambda _c, lost=lost: lost.set())
             await conn.add_listener(CHANNEL, lambda *_args: on_notify())
             backoff = 0.5
             on_notify()  # anything inserted while we were not listening
@@ -48,13 +48,13 @@ async def listen(url: str, on_notify: Callable[[], None], stop: asyncio.Event) -
             if lost.is_set() and not stop.is_set():
                 log.warning("listener_connection_lost", retry_in=round(backoff, 1))
                 await _sleep_or_stop(backoff, stop)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("listener_failed", error=type(exc).__name__)
             await _sleep_or_stop(backoff, stop)
         finally:
             try:
                 await asyncio.wait_for(conn.close(), 2)
-            except Exception:  # noqa: BLE001, S110 - closing a dead connection
+            except Exception:
                 conn.terminate()
 
 

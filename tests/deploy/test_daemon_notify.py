@@ -24,6 +24,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+async def expect_while_running(notify: NotifySocket, proc: asyncio.subprocess.Process, line: str,
+                               timeout: float) -> None:  # fmt: skip
+    """Wait for ``line`` from the daemon, failing at once (with its exit status) if it exits first."""
+    expecting = asyncio.ensure_future(notify.expect(line, timeout=timeout))
+    exiting = asyncio.ensure_future(proc.wait())
+    try:
+        await asyncio.wait({expecting, exiting}, return_when=asyncio.FIRST_COMPLETED)
+        if not expecting.done():
+            raise AssertionError(f"the daemon exited with {proc.returncode} before sending {line!r}")
+        expecting.result()
+    finally:
+        expecting.cancel()
+        exiting.cancel()
+
+
 async def http_get(url: str) -> tuple[int, str]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http, http.get(url) as resp:
         return resp.status, await resp.text()
@@ -47,10 +62,10 @@ async def test_ready_watchdog_sigterm_stopping_exit_0(sim, db_url, sim_url, pg, 
     )  # fmt: skip
     fh.close()
     try:
-        await notify.expect("READY=1", timeout=30)
+        await expect_while_running(notify, proc, "READY=1", timeout=30)
         assert await http_get(f"http://127.0.0.1:{port}/healthz") == (200, '{"status": "ok"}')
         assert (await http_get(f"http://127.0.0.1:{port}/readyz"))[0] == 200
-        await notify.expect("WATCHDOG=1", timeout=10)
+        await expect_while_running(notify, proc, "WATCHDOG=1", timeout=10)
 
         # A call that is still under way when SIGTERM arrives: the drain lets it finish.
         sim.faults = FaultConfig(latency_ms=1500)
