@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -67,6 +68,7 @@ async def bare_loop(db_url: str, sim_url: str, method: str) -> dict[str, float]:
     if method == "copy":
         await conn.execute(COPY_TEMP)
     stored = 0
+    insert_s = 0.0
     t0 = time.perf_counter()
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{sim_url}/api/auth/v1/login", data={"email": SIM_EMAIL, "password": SIM_PASSWORD}) as r:
@@ -77,6 +79,7 @@ async def bare_loop(db_url: str, sim_url: str, method: str) -> dict[str, float]:
             async with http.get(f"{sim_url}/api/v1/events", params=params, headers=headers) as r:
                 page = await r.json()
             if page:
+                t1 = time.perf_counter()
                 rows = [(e["event_id"], e["created_at"], e.get("key"), e.get("source"), e.get("user_email"),
                          _text(e.get("user_id")), e.get("ip_address"), e.get("service_id"), json.dumps(e))
                         for e in page]  # fmt: skip
@@ -87,12 +90,14 @@ async def bare_loop(db_url: str, sim_url: str, method: str) -> dict[str, float]:
                     else:
                         status = await conn.execute(UNNEST_INSERT, *map(list, zip(*rows, strict=True)))
                 stored += int(status.split()[-1])
+                insert_s += time.perf_counter() - t1
                 cursor = page[-1]["event_id"]
             if len(page) < PAGE:
                 break
     seconds = time.perf_counter() - t0
     await conn.close()
-    return {"events": stored, "seconds": seconds, "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    return {"events": stored, "seconds": seconds, "insert_seconds": insert_s,
+            "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}  # fmt: skip
 
 
 async def daemon_pull(db_url: str, sim_url: str) -> dict[str, float]:
@@ -121,8 +126,11 @@ def child(kind: str, db_url: str, sim_url: str) -> dict[str, float]:
     """Run one measurement in a fresh Python process (its own peak RSS)."""
     out = subprocess.run(  # noqa: S603
         [sys.executable, __file__, "--child", kind, db_url, sim_url],
-        check=True, capture_output=True, text=True, timeout=3600,
+        check=False, capture_output=True, text=True, timeout=3600,
+        env=dict(os.environ, BENCH_SIM_PASSWORD=SIM_PASSWORD),  # common.py draws a new one per process
     )  # fmt: skip
+    if out.returncode:
+        raise SystemExit(f"the {kind} measurement failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -144,7 +152,10 @@ async def checkpoint(url: str) -> None:
 
 
 def line(name: str, r: dict[str, float]) -> str:
-    return f"  {name:<34} {r['events']:>9,.0f} events in {r['seconds']:7.2f} s = {r['events'] / r['seconds']:>8,.0f} events/s"
+    text = f"  {name:<24} {r['events']:>9,.0f} events in {r['seconds']:7.2f} s = {r['events'] / r['seconds']:>8,.0f} events/s"
+    if "insert_seconds" in r:
+        text += f" (its inserts alone: {r['events'] / r['insert_seconds']:,.0f} rows/s)"
+    return text
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -188,6 +199,7 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        SIM_PASSWORD = os.environ["BENCH_SIM_PASSWORD"]
         _, _, kind, db, sim = sys.argv
         run = daemon_pull(db, sim) if kind == "daemon" else bare_loop(db, sim, kind.removeprefix("bare-"))
         print(json.dumps(asyncio.run(run)))

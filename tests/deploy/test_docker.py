@@ -13,7 +13,6 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gdpr_daemon.health import HealthServer

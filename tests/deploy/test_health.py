@@ -179,9 +179,7 @@ async def test_metrics_without_and_with_the_event_cursor_table(server, pg):
             "updated_at timestamptz NOT NULL)"
         )
     await pg.execute("DELETE FROM event_cursors")
-    await pg.execute(
-        "INSERT INTO event_cursors VALUES ('http://127.0.0.1:1', 4242, '2030-01-02T03:04:05Z')"
-    )
+    await pg.execute("INSERT INTO event_cursors VALUES ('http://127.0.0.1:1', 4242, '2030-01-02T03:04:05Z')")
     got = samples((await get(server, "/metrics"))[1])
     assert got[("gdpr_daemon_event_cursor", ())] == 4242
     assert got[("gdpr_daemon_last_event_pull_timestamp_seconds", ())] >= 1893553445  # 2030-01-02T03:04:05Z

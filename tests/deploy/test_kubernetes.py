@@ -46,9 +46,7 @@ def test_kubernetes_validate_strict():
     files = [str(p) for p in sorted(KDIR.glob("*.yaml")) if p.name != "kustomization.yaml"]
     tool = Path(sys.executable).parent / "kubernetes-validate"
     argv = [str(tool)] if tool.exists() else [sys.executable, "-m", "kubernetes_validate"]
-    proc = subprocess.run(
-        [*argv, "--strict", "-k", K8S_VERSION, *files], capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run([*argv, "--strict", "-k", K8S_VERSION, *files], capture_output=True, text=True, timeout=120)
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # A kind without a schema is only a WARN with exit 0: require a pass for every resource.
