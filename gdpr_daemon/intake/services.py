@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
@@ -35,22 +36,29 @@ class ServiceDirectory:
         self._loaded_at = float("-inf")
         self._miss_refresh = miss_refresh_seconds
         self._clock = clock
+        self._lock = asyncio.Lock()
 
     @property
     def ids(self) -> frozenset[int] | None:
         return self._ids
 
-    async def refresh(self) -> frozenset[int]:
-        services = await self._fetch()
-        self._ids = frozenset(int(s.id) for s in services)
-        self._loaded_at = self._clock()
-        log.debug("services_refreshed", count=len(self._ids))
-        return self._ids
+    async def refresh(self, *, if_older_than: float = 0.0) -> frozenset[int]:
+        """Fetch the list again; concurrent callers share one fetch."""
+        async with self._lock:
+            if self._ids is not None and self._clock() - self._loaded_at < if_older_than:
+                return self._ids  # someone refreshed while we waited
+            services = await self._fetch()
+            self._ids = frozenset(int(s.id) for s in services)
+            self._loaded_at = self._clock()
+            log.debug("services_refreshed", count=len(self._ids))
+            return self._ids
 
     async def contains(self, service_id: int) -> bool:
-        ids = self._ids if self._ids is not None else await self.refresh()
+        ids = self._ids
+        if ids is None:
+            ids = await self.refresh(if_older_than=self._miss_refresh)
         if service_id in ids:
             return True
         if self._clock() - self._loaded_at >= self._miss_refresh:
-            ids = await self.refresh()
+            ids = await self.refresh(if_older_than=self._miss_refresh)
         return service_id in ids
