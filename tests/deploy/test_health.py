@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
+from gdpr_daemon.db import migrate
 from gdpr_daemon.db.tables import STATUSES
 from gdpr_daemon.health import HealthServer, lifecycle_check, parse_address
 from gdpr_daemon.ownbackup.health import ApiHealth
@@ -76,7 +77,8 @@ async def test_readyz_follows_api_health(server):
 
 async def test_readyz_refuses_an_old_schema(server, pg):
     """/readyz is 503 when the schema is not at the newest migration, and says to migrate."""
-    await pg.execute("UPDATE alembic_version SET version_num = '0000'")
+    assert migrate.head_revision() != "0001"
+    await pg.execute("UPDATE alembic_version SET version_num = '0001'")
     status, body = await ready(server)
     assert status == 503
     assert body["checks"]["database"] == "ok" and "gdpr-daemon migrate" in body["checks"]["schema"]
@@ -183,3 +185,10 @@ async def test_metrics_without_and_with_the_event_cursor_table(server, pg):
     got = samples((await get(server, "/metrics"))[1])
     assert got[("gdpr_daemon_event_cursor", ())] == 4242
     assert got[("gdpr_daemon_last_event_pull_timestamp_seconds", ())] >= 1893553445  # 2030-01-02T03:04:05Z
+
+
+async def test_readyz_on_a_schema_newer_than_this_version(server, pg):
+    """/readyz is 503 on a schema a newer version migrated to, and does not ask to migrate."""
+    await pg.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    status, body = await ready(server)
+    assert status == 503 and "newer than this version knows" in body["checks"]["schema"]
