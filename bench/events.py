@@ -19,22 +19,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
+import secrets
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SIM_EMAIL, SIM_PASSWORD, fresh_database, postgres, simulator  # noqa: E402
+from common import SIM_EMAIL, SIM_PASSWORD, postgres, simulator, with_db
 
 PAGE = 1000
-BARE_TABLE = "CREATE TABLE bare_events (LIKE audit_events INCLUDING ALL)"
+# The same columns and indexes as audit_events, none of its triggers (the bare loop is
+# the minimal ingest); columns beyond the contract (the integrity chain) are left out.
+BARE_TABLE = """
+CREATE TABLE bare_events (LIKE audit_events INCLUDING ALL);
+ALTER TABLE bare_events DROP COLUMN IF EXISTS chain_seq, DROP COLUMN IF EXISTS row_hash;
+"""
 
 UNNEST_INSERT = """
 INSERT INTO bare_events (event_id, created_at, key, source, user_email, user_id, ip_address,
@@ -124,7 +132,7 @@ async def daemon_pull(db_url: str, sim_url: str) -> dict[str, float]:
 
 def child(kind: str, db_url: str, sim_url: str) -> dict[str, float]:
     """Run one measurement in a fresh Python process (its own peak RSS)."""
-    out = subprocess.run(  # noqa: S603
+    out = subprocess.run(
         [sys.executable, __file__, "--child", kind, db_url, sim_url],
         check=False, capture_output=True, text=True, timeout=3600,
         env=dict(os.environ, BENCH_SIM_PASSWORD=SIM_PASSWORD),  # common.py draws a new one per process
@@ -134,10 +142,28 @@ def child(kind: str, db_url: str, sim_url: str) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-async def prepare(admin: str, stack: list, *, bare: bool) -> str:  # type: ignore[type-arg]
-    ctx = fresh_database(admin)
-    url = await ctx.__aenter__()
-    stack.append(ctx)
+@contextlib.asynccontextmanager
+async def database(admin: str, revision: str) -> AsyncIterator[str]:
+    """A fresh database migrated to ``revision``, dropped afterwards."""
+    from gdpr_daemon.db import migrate
+    from gdpr_daemon.db.engine import make_engine
+
+    name = f"gdpr_bench_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(admin)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    url = with_db(admin, name)
+    try:
+        engine = make_engine(url, pool_size=1)
+        await migrate.upgrade(engine, revision)
+        await engine.dispose()
+        yield url
+    finally:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+async def prepare(admin: str, stack: contextlib.AsyncExitStack, revision: str, *, bare: bool) -> str:
+    url = await stack.enter_async_context(database(admin, revision))
     if bare:
         conn = await asyncpg.connect(url)
         await conn.execute(BARE_TABLE)
@@ -161,25 +187,20 @@ def line(name: str, r: dict[str, float]) -> str:
 async def main(args: argparse.Namespace) -> int:
     n, small = args.events, args.small
     fmt = ["--date-format", args.date_format]
-    print(f"bench/events.py: {n:,} events ({args.date_format} dates), pages of {PAGE}; "
-          "simulator, daemon and bare loop each in a process of its own", flush=True)  # fmt: skip
-    stack: list = []  # type: ignore[type-arg]
-    async with postgres() as admin:
-        try:
-            results: dict[str, dict[str, float]] = {}
-            with simulator("--events", str(n), *fmt) as sim_url:
-                for kind in ("bare-unnest", "bare-copy", "daemon"):
-                    url = await prepare(admin, stack, bare=kind.startswith("bare"))
-                    await checkpoint(url)
-                    results[kind] = await asyncio.to_thread(child, kind, url, sim_url)
-                    print(line(kind, results[kind]), flush=True)
-            with simulator("--events", str(small), *fmt) as sim_url:
-                url = await prepare(admin, stack, bare=False)
-                results["daemon-small"] = await asyncio.to_thread(child, "daemon", url, sim_url)
-                print(line("daemon (small history)", results["daemon-small"]), flush=True)
-        finally:
-            for ctx in reversed(stack):
-                await ctx.__aexit__(None, None, None)
+    print(f"bench/events.py: {n:,} events ({args.date_format} dates), pages of {PAGE}, schema at revision "
+          f"{args.revision}; simulator, daemon and bare loop each in a process of its own", flush=True)  # fmt: skip
+    async with postgres() as admin, contextlib.AsyncExitStack() as stack:
+        results: dict[str, dict[str, float]] = {}
+        with simulator("--events", str(n), *fmt) as sim_url:
+            for kind in ("bare-unnest", "bare-copy", "daemon"):
+                url = await prepare(admin, stack, args.revision, bare=kind.startswith("bare"))
+                await checkpoint(url)
+                results[kind] = await asyncio.to_thread(child, kind, url, sim_url)
+                print(line(kind, results[kind]), flush=True)
+        with simulator("--events", str(small), *fmt) as sim_url:
+            url = await prepare(admin, stack, args.revision, bare=False)
+            results["daemon-small"] = await asyncio.to_thread(child, "daemon", url, sim_url)
+            print(line("daemon (small history)", results["daemon-small"]), flush=True)
     rate = {k: v["events"] / v["seconds"] for k, v in results.items()}
     bare = max(rate["bare-unnest"], rate["bare-copy"])
     ratio = rate["daemon"] / bare
@@ -209,4 +230,7 @@ if __name__ == "__main__":
     parser.add_argument("--small", type=int, default=10_000, help="the small history for the RSS comparison")
     parser.add_argument("--date-format", choices=("rfc1123", "iso", "mixed"), default="rfc1123",
                         help="format of created_at in the simulator (default rfc1123, the vendor's example)")  # fmt: skip
+    parser.add_argument("--revision", default="head",
+                        help="migrate the databases to this revision (default head), to measure what a "
+                        "migration costs the ingest")  # fmt: skip
     raise SystemExit(asyncio.run(main(parser.parse_args())))

@@ -56,9 +56,16 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
+    if args.dry_run and not args.once:
+        raise UsageError("--dry-run goes with --once: gdpr-daemon run --once --dry-run")
     from gdpr_daemon.daemon import Daemon
 
     settings = _settings(args)
+    if args.dry_run:
+        from gdpr_daemon.intake.dryrun import run_dry
+
+        _setup_logging(settings, quiet=True)
+        return await run_dry(settings)
     _setup_logging(settings)
     daemon = Daemon(settings)
     if args.once:
@@ -121,11 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "returns unstarted claims to pending and exits 0.")  # fmt: skip
     s.add_argument("--once", action="store_true",
                    help="submit every request due now and pull new events once, then exit")  # fmt: skip
+    s.add_argument("--dry-run", action="store_true",
+                   help="with --once: check every waiting request against the account and print what "
+                   "would be submitted, changing nothing")  # fmt: skip
     s.set_defaults(func=cmd_run)
 
+    from gdpr_daemon.commands import dpo as dpo_commands
     from gdpr_daemon.commands import requests as requests_commands
 
     requests_commands.add_parsers(sub)
+    dpo_commands.add_parsers(sub)
 
     s = sub.add_parser("check", help="check config, database, schema and API login",
                        description="Print each check as OK or a one-line reason; exit 1 if any fails.")  # fmt: skip

@@ -14,6 +14,7 @@ import os
 import socket
 import tomllib
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -128,6 +129,35 @@ class Settings(BaseModel):
         "long is listed by `requests list --unconfirmed`."
     )
 
+    intake_require_approval: bool = Field(
+        False,
+        description="Four eyes: a new request waits in `awaiting_approval` until a second person "
+        "approves it with `gdpr-daemon requests approve`.",
+    )
+    intake_holidays: list[date] | None = Field(
+        None,
+        description="Public holidays (`YYYY-MM-DD`) on which no deadline may fall; when set, the "
+        "daemon makes table `gdpr_holidays` hold exactly these days. Unset: the table is kept by hand.",
+    )
+
+    retention_days: int = Field(
+        365,
+        ge=0,
+        description="Finished requests (submitted, failed, rejected, cancelled) unchanged for this many "
+        "days lose their personal fields: record_id, value and comment are removed, their SHA-256 "
+        "digests and the whole history stay. 0 keeps them.",
+    )
+    retention_history_days: int = Field(
+        2190,
+        ge=0,
+        description="History rows (`gdpr_request_log`) and account events (`audit_events`) older than "
+        "this many days are deleted, oldest first, with the finished requests left without history; "
+        "the hash chains record where they now start. 0 keeps them forever.",
+    )
+    retention_purge_interval_hours: float = Field(
+        24.0, gt=0, le=8760, description="How often the daemon applies the retention periods."
+    )
+
     log_format: Literal["json", "console"] = Field(
         "json", description="`json` lines for production, `console` for people."
     )
@@ -149,6 +179,13 @@ class Settings(BaseModel):
         scheme = urlsplit(v).scheme
         if scheme not in ("postgresql", "postgres") and not scheme.startswith("postgresql+"):
             raise ValueError("must start with postgresql:// (a libpq URL)")
+        return v
+
+    @field_validator("intake_holidays", mode="before")
+    @classmethod
+    def _holiday_list(cls, v: Any) -> Any:
+        if isinstance(v, str):  # from the environment: comma-separated dates
+            return [part.strip() for part in v.split(",") if part.strip()]
         return v
 
     @field_validator("ownbackup_url", "ownbackup_token_url")

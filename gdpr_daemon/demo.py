@@ -12,13 +12,24 @@ import random
 import secrets
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gdpr_daemon import render
 from gdpr_daemon.config import load_settings
 from gdpr_daemon.db import migrate
+from gdpr_daemon.db.deadlines import extend_deadline
 from gdpr_daemon.db.engine import make_engine
-from gdpr_daemon.db.requests import NewRequest, get_request, insert_requests, list_requests, status_counts
+from gdpr_daemon.db.intake_settings import write_intake_settings
+from gdpr_daemon.db.requests import (
+    NewRequest,
+    RequestError,
+    approve_requests,
+    get_request,
+    insert_requests,
+    list_requests,
+    status_counts,
+)
 from gdpr_daemon.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from gdpr_daemon.simulator import FaultConfig, Simulator, SimulatorConfig
 
@@ -95,9 +106,10 @@ async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
             async with engine.begin() as conn:
                 await insert_requests(conn, batch)
             _say(f"4. {len(batch)} requests enqueued in gdpr_requests (like a DPO's INSERTs)")
+            tools = await _dpo_tools(engine)
             settings = load_settings(
                 None, environ={}, database_url=url, ownbackup_url=sim_url, ownbackup_email="dpo@example.com",
-                ownbackup_password=password, queue_max_attempts=3, queue_backoff_base_seconds=0.3,
+                ownbackup_password=password, intake_require_approval=True, queue_max_attempts=3, queue_backoff_base_seconds=0.3,
                 queue_backoff_max_seconds=1.0, queue_poll_interval_seconds=0.5, instance_name="demo-daemon",
                 log_format="console", log_level="error",
             )  # fmt: skip
@@ -134,6 +146,7 @@ async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
                 _say(f"\n   the history of request {failed['id']} (gdpr_request_log), as auditors see it:")
                 print(render.table(history, [("at", "AT"), ("from_status", "FROM"), ("to_status", "TO"),
                                              ("actor", "BY"), ("detail", "DETAIL")], max_width=110))  # fmt: skip
+            await _show_tools(engine, tools)
             _summary_hint(rows, keep, url)
     finally:
         await engine.dispose()
@@ -142,6 +155,54 @@ async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
     _say(f"\ndone in {time.monotonic() - started:.1f} s; "
          + ("the embedded Postgres is still running (--keep)." if keep else "embedded Postgres stopped and removed."))  # fmt: skip
     return 0
+
+
+async def _dpo_tools(engine: Any) -> dict[str, Any]:
+    """The DPO's everyday tools: a late request, an extended deadline, four eyes."""
+    late = NewRequest("forget", FAILING_SERVICE, "Contact", "0035g00000LATE01", external_ref="DSR-2026-late",
+                      comment="entered late; its service's API is down", requested_by="demo-dpo",
+                      received_at=datetime.now(UTC) - timedelta(days=40))  # fmt: skip
+    complex_case = NewRequest("forget", 1001, "Account", "0015g00000CMPLX1", external_ref="DSR-2026-complex",
+                              comment="many related records", requested_by="demo-dpo")  # fmt: skip
+    async with engine.begin() as conn:
+        late_id, complex_id = await insert_requests(conn, [late, complex_case])
+    extension = await extend_deadline(engine, complex_id, months=2, actor="demo-dpo",
+                                      reason="complex request: related records in several orgs")  # fmt: skip
+    # Four eyes on: the next request waits for a second person.
+    await write_intake_settings(engine, require_approval=True, holidays=None, authoritative=True)
+    async with engine.begin() as conn:
+        (approval_id,) = await insert_requests(conn, [NewRequest(
+            "forget", 1002, "Lead", "00Q5g00000EYES01", external_ref="DSR-2026-four-eyes",
+            comment="entered with four eyes on", requested_by="demo-dpo")])  # fmt: skip
+    try:
+        await approve_requests(engine, [approval_id], actor="demo-dpo")
+        refusal = "(not refused?)"
+    except RequestError as exc:
+        refusal = str(exc).splitlines()[0]
+    await approve_requests(engine, [approval_id], actor="demo-second-dpo")
+    _say(f"   DPO tools: request {complex_id}'s deadline extended to {extension.due_at:%Y-%m-%d}; request "
+         f"{approval_id} entered with four eyes on and approved by a second person; request {late_id} "
+         "entered 40 days late")  # fmt: skip
+    return {"late": late_id, "extended": complex_id, "approved": approval_id, "refusal": refusal}
+
+
+async def _show_tools(engine: Any, tools: dict[str, Any]) -> None:
+    _say("\n7. the DPO's everyday tools:\n")
+    _, history = await get_request(engine, tools["approved"])
+    _say(f"   four eyes (request {tools['approved']}): approving one's own request is refused:")
+    _say(f"     {tools['refusal']}")
+    for h in history:
+        move = f"{h['from_status'] or '-':>17} -> {h['to_status']:<17}"
+        _say(f"     {h['at']:%H:%M:%S}  {move} {h['actor']:<16} {h['detail']}")
+    _, history = await get_request(engine, tools["extended"])
+    ext = next(h for h in history if h["detail"].startswith("deadline extended"))
+    _say(f"\n   deadline extension (request {tools['extended']}), kept in its history:\n     {ext['detail']}")
+    overdue = await list_requests(engine, overdue=True)
+    _say(f"\n   overdue: {len(overdue)} request(s) past their deadline and not submitted "
+         "(`gdpr-daemon requests list --overdue`;\n   "
+         "logged once a day, metric gdpr_daemon_requests_overdue):")  # fmt: skip
+    for r in overdue:
+        _say(f"     request {r['id']}: {r['status']}, due {r['due_at']:%Y-%m-%d}, case {r['external_ref']}")
 
 
 def _summary_hint(rows: list[dict[str, Any]], keep: bool, url: str) -> None:

@@ -26,6 +26,12 @@ CONSTRAINTS = {
     "comment_at_most_4000_characters": "comment is longer than 4000 characters",
     "rectify_needs_field_and_value": "a rectify request needs both a field and a value",
     "forget_has_no_field_or_value": "a forget request takes no field or value",
+    "approver_differs_from_requester": "a request must be approved by someone other than the person who entered it",
+    "approval_needs_approver": "a request awaiting approval leaves that state only when a second person approves it",
+    "deadline_extended_only_once": "the deadline was extended once already; GDPR Art. 12(3) allows one extension",
+    "deadline_extension_at_most_two_months": "a deadline can be extended by at most two further months",
+    "deadline_not_earlier": "a deadline cannot be moved earlier",
+    "original_due_at_set_by_extension": "original_due_at is set by the database when a deadline is extended",
 }
 
 

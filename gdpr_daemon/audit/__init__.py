@@ -4,6 +4,6 @@
 lock, pages, cursor), ``reports`` (streaming CSV, JSON and HTML reports).
 """
 
-from gdpr_daemon.audit.puller import AccountMismatch, EventPuller, PullResult, pull_logged
+from gdpr_daemon.audit.puller import AccountMismatch, EventPuller, PullJob, PullResult, pull_logged
 
-__all__ = ["AccountMismatch", "EventPuller", "PullResult", "pull_logged"]
+__all__ = ["AccountMismatch", "EventPuller", "PullJob", "PullResult", "pull_logged"]

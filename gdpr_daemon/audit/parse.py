@@ -133,6 +133,13 @@ def _rfc1123(s: str) -> datetime | None:
     return datetime.fromisoformat(f"{prefix}{s[17:25]}+00:00")
 
 
+def _iso(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 def parse_created_at(value: object) -> datetime:
     """RFC 1123 or ISO 8601 -> aware UTC datetime; ValueError with a reason otherwise.
 
@@ -146,9 +153,8 @@ def parse_created_at(value: object) -> datetime:
         parsed = _rfc1123(text)
         if parsed is not None:
             return parsed
-        if text[:1].isdigit():
-            parsed = datetime.fromisoformat(text)
-        else:
+        parsed = _iso(text) if text[:4].isdigit() else None
+        if parsed is None:
             parsed = email.utils.parsedate_to_datetime(text)
     except (ValueError, TypeError, IndexError, OverflowError):
         raise ValueError(f"created_at {value[:80]!r} is neither an RFC 1123 nor an ISO 8601 date") from None

@@ -34,7 +34,7 @@ from gdpr_daemon.audit.parse import PAGE_SIZE, parse_page
 from gdpr_daemon.db.audit import AccountMismatch, EventStore, PageOutcome
 from gdpr_daemon.logging import get_logger
 
-__all__ = ["AccountMismatch", "EventPuller", "EventSource", "PullResult"]
+__all__ = ["AccountMismatch", "EventPuller", "EventSource", "PullJob", "PullResult", "pull_logged"]
 
 log = get_logger("gdpr_daemon.audit")
 
@@ -202,8 +202,44 @@ async def pull_logged(pull: Callable[[], Awaitable[PullResult]]) -> PullResult |
         log.error("events_pull_refused", error=str(exc))
     except OwnBackupError as exc:
         log.warning("events_pull_failed", error=str(exc), kind=type(exc).__name__)
-    except Exception as exc:  # noqa: BLE001 - database trouble: retried at the next interval
+    except Exception as exc:
         from gdpr_daemon.errors import describe  # its message never repeats row values
 
         log.warning("events_pull_failed", error=describe(exc), kind=type(exc).__name__)
     return None
+
+
+class PullJob:
+    """The daemon's periodic pull, as an APScheduler job (``scheduler.add_job(job, ...)``).
+
+    A run never raises (see :func:`pull_logged`), honours the daemon's ``stop`` (a fetch
+    in flight is abandoned, a page being stored is finished), and :meth:`drain` lets the
+    daemon wait for the run in progress before it closes the client and the engine.
+    """
+
+    def __init__(self, puller: EventPuller, stop: asyncio.Event) -> None:
+        self.puller = puller
+        self.stop = stop
+        self.last: PullResult | None = None
+        self._running: asyncio.Task[object] | None = None
+
+    async def __call__(self) -> PullResult | None:
+        if self.stop.is_set():
+            return None
+        self._running = asyncio.current_task()
+        try:
+            self.last = await pull_logged(lambda: self.puller.pull(self.stop))
+            return self.last
+        finally:
+            self._running = None
+
+    async def drain(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for a run in progress, then cancel it."""
+        task = self._running
+        if task is None or task is asyncio.current_task():
+            return
+        _done, pending = await asyncio.wait({task}, timeout=timeout)
+        for t in pending:
+            t.cancel()
+            log.warning("events_pull_cancelled", reason="still running at the end of the shutdown bound")
+        await asyncio.gather(*pending, return_exceptions=True)

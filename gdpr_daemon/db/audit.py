@@ -115,7 +115,7 @@ WITH ev AS (
       AND (ev.request_type IS NULL OR ev.request_type = r.request_type)
       AND (ev.service_id IS NULL OR ev.service_id = r.service_id)
     ORDER BY r.id, ev.event_id
-""" + _CONFIRM_TAIL)
+""" + _CONFIRM_TAIL)  # noqa: S608 - fixed fragments
 
 # The same match from the other side, for an event stored before the queue recorded the
 # request id the API answered (the event can overtake the answer).
@@ -131,7 +131,7 @@ WITH m AS (
       AND (e.service_id IS NULL OR e.service_id = r.service_id)
       AND (e.key NOT IN ('gdpr.forget', 'gdpr.rectify') OR e.key = 'gdpr.' || r.request_type)
     ORDER BY r.id, e.event_id
-""" + _CONFIRM_TAIL)
+""" + _CONFIRM_TAIL)  # noqa: S608 - fixed fragments
 
 
 class PullSession:
@@ -151,7 +151,7 @@ class PullSession:
         others = [r.account for r in rows if r.account != self.account]
         if others:
             raise AccountMismatch(
-                f"this database holds the event history of the OwnBackup account at {others[0]}, "
+                f"this database holds the event history of the OwnBackup account at {others[0]}, "  # noqa: S608
                 f"but the daemon is configured for {self.account}; one database serves one account. "
                 f"Use a database of its own for {self.account}, or, if it is the same account under "
                 f"a new address, run: UPDATE event_cursors SET account = '{self.account}' "

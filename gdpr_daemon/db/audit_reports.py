@@ -23,6 +23,7 @@ __all__ = [
     "AUDIT_COLUMNS",
     "REQUEST_COLUMNS",
     "AuditFilters",
+    "Period",
     "audit_summary",
     "days_histogram",
     "requests_summary",
@@ -77,6 +78,18 @@ class AuditFilters:
             clauses.append("service_id = :service_id")
             params["service_id"] = self.service_id
         return " AND ".join(clauses), params
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """Requests received in [since, until); ``as_of`` is the moment overdue is judged at."""
+
+    since: datetime
+    until: datetime
+    as_of: datetime
+
+    def params(self) -> dict[str, Any]:
+        return {"since": self.since, "until": self.until, "as_of": self.as_of}
 
 
 @asynccontextmanager
@@ -140,24 +153,20 @@ _REQUEST_ROW = f"""id, external_ref, request_type, service_id, {_iso('received_a
     round(days, 2), overdue"""
 
 
-def _request_params(since: datetime, until: datetime, as_of: datetime) -> dict[str, Any]:
-    return {"since": since, "until": until, "as_of": as_of}
-
-
-async def requests_summary(conn: AsyncConnection, since: datetime, until: datetime, as_of: datetime) -> dict[str, Any]:
+async def requests_summary(conn: AsyncConnection, period: Period) -> dict[str, Any]:
     """Totals, counts by type, status and service, median and p95 days to submit."""
-    params = _request_params(since, until, as_of)
+    params = period.params()
     figures = (await conn.execute(text(_REQUESTS + """
         SELECT count(*), count(*) FILTER (WHERE submitted_at IS NOT NULL),
                count(*) FILTER (WHERE confirmed_at IS NOT NULL), count(*) FILTER (WHERE overdue),
                count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE overdue OR status = 'failed'),
                percentile_cont(0.5) WITHIN GROUP (ORDER BY days),
                percentile_cont(0.95) WITHIN GROUP (ORDER BY days)
-        FROM r"""), params)).one()  # fmt: skip
+        FROM r"""), params)).one()  # noqa: S608  # fmt: skip
     groups = await conn.execute(text(_REQUESTS + """
         SELECT request_type, status, service_id, count(*) FROM r
         GROUP BY GROUPING SETS ((request_type), (status), (service_id))
-        ORDER BY 1, 2, 3"""), params)  # fmt: skip
+        ORDER BY 1, 2, 3"""), params)  # noqa: S608  # fmt: skip
     by_type: dict[str, int] = {}
     by_status: dict[str, int] = {}
     by_service: dict[int, int] = {}
@@ -184,19 +193,19 @@ async def requests_summary(conn: AsyncConnection, since: datetime, until: dateti
     }
 
 
-def stream_requests(conn: AsyncConnection, since: datetime, until: datetime, as_of: datetime) -> AsyncIterator[Sequence[Row[Any]]]:
+def stream_requests(conn: AsyncConnection, period: Period) -> AsyncIterator[Sequence[Row[Any]]]:
     """Batches of (REQUEST_COLUMNS), in order of receipt."""
-    sql = _REQUESTS + f"SELECT {_REQUEST_ROW} FROM r ORDER BY received_at, id"
-    return _stream(conn, sql, _request_params(since, until, as_of))
+    sql = _REQUESTS + f"SELECT {_REQUEST_ROW} FROM r ORDER BY received_at, id"  # noqa: S608 - fixed fragments
+    return _stream(conn, sql, period.params())
 
 
-def stream_attention(conn: AsyncConnection, since: datetime, until: datetime, as_of: datetime) -> AsyncIterator[Sequence[Row[Any]]]:
+def stream_attention(conn: AsyncConnection, period: Period) -> AsyncIterator[Sequence[Row[Any]]]:
     """Batches of (REQUEST_COLUMNS) of every overdue or failed request, by deadline."""
-    sql = _REQUESTS + f"SELECT {_REQUEST_ROW} FROM r WHERE overdue OR status = 'failed' ORDER BY due_at, id"
-    return _stream(conn, sql, _request_params(since, until, as_of))
+    sql = _REQUESTS + f"SELECT {_REQUEST_ROW} FROM r WHERE overdue OR status = 'failed' ORDER BY due_at, id"  # noqa: S608
+    return _stream(conn, sql, period.params())
 
 
-async def weekly_counts(conn: AsyncConnection, since: datetime, until: datetime, as_of: datetime) -> list[tuple[str, int, int]]:
+async def weekly_counts(conn: AsyncConnection, period: Period) -> list[tuple[str, int, int]]:
     """(ISO week start, received, submitted) for every week from the first to the last one with data.
 
     ``submitted`` counts the report's requests (received in the period) by the week they were
@@ -212,14 +221,14 @@ async def weekly_counts(conn: AsyncConnection, since: datetime, until: datetime,
         )
         SELECT to_char(w.week, 'YYYY-MM-DD'), coalesce(sum(m.received), 0), coalesce(sum(m.submitted), 0)
         FROM weeks w LEFT JOIN marks m ON m.week = w.week
-        GROUP BY w.week ORDER BY w.week"""), _request_params(since, until, as_of))  # fmt: skip
+        GROUP BY w.week ORDER BY w.week"""), period.params())  # noqa: S608  # fmt: skip
     return [(r[0], int(r[1]), int(r[2])) for r in rows]
 
 
-async def days_histogram(conn: AsyncConnection, since: datetime, until: datetime, as_of: datetime) -> list[tuple[int, int]]:
+async def days_histogram(conn: AsyncConnection, period: Period) -> list[tuple[int, int]]:
     """(whole days from receipt to submission, requests) for 0..HISTOGRAM_DAYS; the last is "or more"."""
     rows = await conn.execute(text(_REQUESTS + """
         SELECT b, count(r.days) FROM generate_series(0, :top) b
         LEFT JOIN r ON least(greatest(floor(r.days), 0), :top) = b
-        GROUP BY b ORDER BY b"""), {**_request_params(since, until, as_of), "top": HISTOGRAM_DAYS})  # fmt: skip
+        GROUP BY b ORDER BY b"""), {**period.params(), "top": HISTOGRAM_DAYS})  # noqa: S608  # fmt: skip
     return [(int(r[0]), int(r[1])) for r in rows]

@@ -5,6 +5,11 @@ transaction (data-modifying CTEs), so the history can never disagree with the ta
 Claims are leases: the row carries this process's random token and an expiry; every
 write back checks state and token together, so a process whose lease lapsed can never
 overwrite the work of the one that took the row over.
+
+Claim and reap lock rows ``FOR NO KEY UPDATE`` (they change no key): that lock does not
+block the foreign-key check of a history row another transaction writes for the same
+request (a late answer), which matters because history inserts take the hash chain's
+lock (migration 0004) before that check.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ WITH c AS (
       AND NOT (service_id = ANY(CAST(:busy AS integer[])))
     ORDER BY next_attempt_at, id
     LIMIT :n
-    FOR UPDATE SKIP LOCKED
+    FOR NO KEY UPDATE SKIP LOCKED
 ), u AS (
     UPDATE gdpr_requests r
     SET status = 'in_flight', attempts = r.attempts + 1, lease_owner = :owner,
@@ -139,7 +144,7 @@ WITH x AS (
     WHERE status = 'in_flight' AND lease_expires_at < now()
     ORDER BY lease_expires_at
     LIMIT 1000
-    FOR UPDATE SKIP LOCKED
+    FOR NO KEY UPDATE SKIP LOCKED
 ), u AS (
     UPDATE gdpr_requests r
     SET status = CASE WHEN r.attempts >= :max_attempts THEN 'failed' ELSE 'pending' END,

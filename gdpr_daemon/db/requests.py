@@ -1,7 +1,9 @@
-"""The DPO's side of the request table: enqueue, look, retry, cancel.
+"""The DPO's side of the request table: enqueue, look, retry, cancel, approve.
 
 Each action that changes a request writes its history row in the same transaction.
 Nothing returned here carries the rectify ``value``; only whether one is held.
+Deadline extensions and the overdue report are in :mod:`gdpr_daemon.db.deadlines`,
+bulk import in :mod:`gdpr_daemon.db.imports`.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gdpr_daemon.db.tables import CANCELLED, FAILED, PENDING, REJECTED, STATUSES
+from gdpr_daemon.db.tables import AWAITING_APPROVAL, CANCELLED, FAILED, PENDING, REJECTED, STATUSES
 
 LIST_COLUMNS = """id, request_type, service_id, table_name, record_id, field, comment, external_ref,
-    received_at, due_at, status, attempts, next_attempt_at, ownbackup_request_id, last_error,
-    created_at, updated_at, submitted_at, confirmed_at, value_sha256, requested_by, approved_by,
-    (value IS NOT NULL) AS has_value"""
+    received_at, due_at, original_due_at, status, attempts, next_attempt_at, ownbackup_request_id,
+    last_error, created_at, updated_at, submitted_at, confirmed_at, value_sha256, requested_by,
+    approved_by, (value IS NOT NULL) AS has_value"""
+
+# Requests whose deadline still matters: everything but submitted and cancelled (the same
+# definition as the overdue gauge in db/stats.py).
+OPEN_SQL = "status NOT IN ('submitted', 'cancelled')"
 
 
 class RequestError(Exception):
@@ -54,7 +60,10 @@ RETURNING id
 
 
 async def insert_requests(conn: AsyncConnection, requests: Sequence[NewRequest]) -> list[int]:
-    """Insert in the caller's transaction (all or nothing); returns the new ids."""
+    """Insert in the caller's transaction (all or nothing); returns the new ids.
+
+    One statement a row: for a handful of rows.  Files go through db/imports.py.
+    """
     ids: list[int] = []
     for r in requests:
         result = await conn.execute(
@@ -76,6 +85,13 @@ async def insert_requests(conn: AsyncConnection, requests: Sequence[NewRequest])
     return ids
 
 
+async def statuses_of(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, str]:
+    rows = await conn.execute(
+        text("SELECT id, status FROM gdpr_requests WHERE id = ANY(CAST(:ids AS bigint[]))"), {"ids": list(ids)}
+    )
+    return {int(r[0]): r[1] for r in rows}
+
+
 async def list_requests(
     engine: AsyncEngine,
     *,
@@ -83,11 +99,19 @@ async def list_requests(
     request_type: str | None = None,
     service_id: int | None = None,
     overdue: bool = False,
+    due_within_seconds: float | None = None,
+    ref: str | None = None,
     unconfirmed_hours: float | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
+    """Requests matching every filter given; newest first, or by deadline when filtering on it.
+
+    ``due_within_seconds``: open requests due before now + that, overdue ones included.
+    ``ref``: external_ref equal to it or starting with it and ``/`` (a group entered with
+    ``--all-services``).  ``limit`` 0 means no limit.
+    """
     where = ["TRUE"]
-    params: dict[str, Any] = {"limit": limit}
+    params: dict[str, Any] = {}
     if statuses:
         bad = [s for s in statuses if s not in STATUSES]
         if bad:
@@ -101,14 +125,25 @@ async def list_requests(
         where.append("service_id = :service_id")
         params["service_id"] = service_id
     if overdue:
-        where.append("due_at < now() AND status NOT IN ('submitted', 'cancelled')")
+        where.append(f"due_at < now() AND {OPEN_SQL}")
+    if due_within_seconds is not None:
+        where.append(f"due_at < now() + make_interval(secs => :within) AND {OPEN_SQL}")
+        params["within"] = float(due_within_seconds)
+    if ref:
+        # starts_with is exact (no LIKE wildcards in the DPO's ref to escape).
+        where.append("(external_ref = :ref OR starts_with(external_ref, :ref || '/'))")
+        params["ref"] = ref
     if unconfirmed_hours is not None:
         where.append(
             "status = 'submitted' AND confirmed_at IS NULL "
             "AND submitted_at < now() - make_interval(secs => :unconf * 3600)"
         )
         params["unconf"] = unconfirmed_hours
-    sql = f"SELECT {LIST_COLUMNS} FROM gdpr_requests WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT :limit"  # noqa: S608 - fixed fragments
+    order = "due_at, id" if overdue or due_within_seconds is not None else "id DESC"
+    sql = f"SELECT {LIST_COLUMNS} FROM gdpr_requests WHERE {' AND '.join(where)} ORDER BY {order}"  # noqa: S608 - fixed fragments
+    if limit > 0:
+        sql += " LIMIT :limit"
+        params["limit"] = limit
     async with engine.connect() as conn:
         rows = await conn.execute(text(sql), params)
         return [dict(r._mapping) for r in rows]
@@ -160,15 +195,21 @@ async def _transition(
             text(f"UPDATE gdpr_requests SET status = :to, updated_at = now(){extra_set} WHERE id = :id"),  # noqa: S608
             {"to": to_status, "id": request_id},
         )
-        await conn.execute(
-            text(
-                "INSERT INTO gdpr_request_log (request_id, from_status, to_status, detail, actor) "
-                "VALUES (:id, :from_status, :to, :detail, :actor)"
-            ),
-            {"id": request_id, "from_status": status, "to": to_status, "detail": detail, "actor": actor},
-        )
+        await _log(conn, [request_id], from_status=status, to_status=to_status, detail=detail, actor=actor)
         if to_status == PENDING:
             await conn.execute(text("SELECT pg_notify('gdpr_requests', '')"))
+
+
+async def _log(
+    conn: AsyncConnection, ids: Sequence[int], *, from_status: str, to_status: str, detail: str, actor: str
+) -> None:
+    await conn.execute(
+        text(
+            "INSERT INTO gdpr_request_log (request_id, from_status, to_status, detail, actor) "
+            "SELECT i, :from_status, :to, :detail, :actor FROM unnest(CAST(:ids AS bigint[])) AS i"
+        ),
+        {"ids": list(ids), "from_status": from_status, "to": to_status, "detail": detail, "actor": actor},
+    )
 
 
 async def retry_request(engine: AsyncEngine, request_id: int, *, actor: str) -> None:
@@ -184,6 +225,8 @@ async def retry_request(engine: AsyncEngine, request_id: int, *, actor: str) -> 
             "submitted": f"request {request_id} was submitted already; nothing to retry",
             "pending": f"request {request_id} is pending already; the daemon will submit it",
             "in_flight": f"request {request_id} is being submitted right now",
+            AWAITING_APPROVAL: f"request {request_id} awaits approval; approve it with "
+            f"`gdpr-daemon requests approve {request_id}`",
         },
     )
 
@@ -192,7 +235,7 @@ async def cancel_request(engine: AsyncEngine, request_id: int, *, actor: str, re
     await _transition(
         engine,
         request_id,
-        allowed_from=("awaiting_approval", PENDING, FAILED, REJECTED),
+        allowed_from=(AWAITING_APPROVAL, PENDING, FAILED, REJECTED),
         to_status=CANCELLED,
         detail="cancelled by the DPO" + (f": {reason}" if reason else ""),
         actor=actor,
@@ -202,6 +245,94 @@ async def cancel_request(engine: AsyncEngine, request_id: int, *, actor: str, re
             CANCELLED: f"request {request_id} is cancelled already",
         },
     )
+
+
+def same_person(a: str | None, b: str | None) -> bool:
+    """Whether two recorded names are the same person (as the database's CHECK compares them)."""
+    return a is not None and b is not None and a.strip().lower() == b.strip().lower()
+
+
+async def approve_requests(engine: AsyncEngine, ids: Sequence[int], *, actor: str) -> list[int]:
+    """Four eyes: move requests from awaiting_approval to pending, all or none.
+
+    Refused when a request does not await approval or when ``actor`` is who entered it.
+    """
+    actor = actor.strip()
+    if not actor:
+        raise RequestError("give the approver's name with --actor")
+    wanted = sorted(set(ids))
+    async with engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT id, status, requested_by, approved_by FROM gdpr_requests "
+                    "WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE"
+                ),
+                {"ids": wanted},
+            )
+        ).all()
+        found = {int(r.id): r for r in rows}
+        problems: list[str] = []
+        for rid in wanted:
+            r = found.get(rid)
+            if r is None:
+                problems.append(f"there is no request {rid}.")
+            elif r.status != AWAITING_APPROVAL:
+                if r.approved_by:
+                    problems.append(f"request {rid} was approved already, by {r.approved_by}.")
+                else:
+                    problems.append(f"request {rid} is {r.status}, not awaiting approval.")
+            elif same_person(r.requested_by, actor):
+                problems.append(
+                    f"request {rid} was entered by {r.requested_by}; four eyes need a different person "
+                    "to approve it."
+                )
+        if problems:
+            shown = problems[:20]
+            if len(problems) > len(shown):
+                shown.append(f"... and {len(problems) - len(shown)} more; nothing was approved.")
+            else:
+                shown.append("Nothing was approved.")
+            raise RequestError("\n".join(shown))
+        await conn.execute(
+            text(
+                "UPDATE gdpr_requests SET status = 'pending', approved_by = :actor, next_attempt_at = now(), "
+                "updated_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))"
+            ),
+            {"actor": actor, "ids": wanted},
+        )
+        # Both names in the history: the approver as actor, who entered it in the sentence.
+        await conn.execute(
+            text(
+                "INSERT INTO gdpr_request_log (request_id, from_status, to_status, detail, actor) "
+                "SELECT id, 'awaiting_approval', 'pending', "
+                "'approved by ' || :actor || ' (four eyes); entered by ' || coalesce(requested_by, 'unknown'), :actor "
+                "FROM gdpr_requests WHERE id = ANY(CAST(:ids AS bigint[]))"
+            ),
+            {"actor": actor, "ids": wanted},
+        )
+        await conn.execute(text("SELECT pg_notify('gdpr_requests', '')"))
+    return wanted
+
+
+async def pending_for_dry_run(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """Every request waiting to be submitted (pending or awaiting approval), without the value.
+
+    Read in a READ ONLY transaction: a dry run cannot change anything even by mistake.
+    """
+    async with engine.connect() as conn:
+        await conn.execute(text("SET TRANSACTION READ ONLY"))
+        rows = await conn.execute(
+            text(
+                "SELECT id, request_type, service_id, table_name, record_id, field, comment, external_ref, "
+                "status, attempts, next_attempt_at, due_at, (next_attempt_at > now()) AS later, "
+                "(value IS NOT NULL) AS has_value FROM gdpr_requests "
+                "WHERE status IN ('pending', 'awaiting_approval') ORDER BY next_attempt_at, id"
+            )
+        )
+        result = [dict(r._mapping) for r in rows]
+        await conn.rollback()
+        return result
 
 
 async def status_counts(engine: AsyncEngine) -> dict[str, int]:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -71,6 +72,9 @@ gdpr_requests = Table(
     Column("lease_owner", Text),
     Column("lease_expires_at", TZ),
     Column("original_due_at", TZ),
+    # Retention (migration 0004): when personal fields were purged, and the record_id digest.
+    Column("purged_at", TZ),
+    Column("record_id_sha256", Text),
 )
 
 gdpr_request_log = Table(
@@ -83,6 +87,9 @@ gdpr_request_log = Table(
     Column("to_status", Text, nullable=False),
     Column("detail", Text),
     Column("actor", Text, nullable=False),
+    # Hash chain (migration 0004), filled by the insert trigger.
+    Column("chain_seq", BigInteger, nullable=False, unique=True),
+    Column("row_hash", LargeBinary, nullable=False),
 )
 
 audit_events = Table(
@@ -99,6 +106,9 @@ audit_events = Table(
     Column("parameters", JSONB),
     Column("raw", JSONB, nullable=False),
     Column("ingested_at", TZ, nullable=False),
+    # Hash chain (migration 0004), filled by the insert trigger.
+    Column("chain_seq", BigInteger, nullable=False, unique=True),
+    Column("row_hash", LargeBinary, nullable=False),
 )
 
 event_cursors = Table(
@@ -121,6 +131,27 @@ audit_quarantine = Table(
     Column("raw", JSONB, nullable=False),
     Column("raw_sha256", Text, nullable=False),
     Column("received_at", TZ, nullable=False),
+)
+
+integrity_chains = Table(
+    "integrity_chains",
+    metadata,
+    Column("chain", Text, primary_key=True),
+    Column("base_seq", BigInteger, nullable=False),
+    Column("base_hash", LargeBinary, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+)
+
+integrity_checkpoints = Table(
+    "integrity_checkpoints",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("chain", Text, ForeignKey("integrity_chains.chain"), nullable=False),
+    Column("from_seq", BigInteger, nullable=False),
+    Column("to_seq", BigInteger, nullable=False),
+    Column("base_hash", LargeBinary, nullable=False),
+    Column("at", TZ, nullable=False),
+    Column("by_role", Text, nullable=False),
 )
 
 gdpr_holidays = Table(

@@ -3,11 +3,12 @@
 For an ``/api/...`` call the middleware, in order: counts it, asks
 :func:`~gdpr_daemon.simulator.faults.decide` what should go wrong, waits the latency,
 answers an injected 429/5xx/GDPR-refusal without handling the call, checks the session or
-bearer token (401 in the error shape), runs the handler, translates refusals into the
+bearer token (401 in the error shape), validates the request against the shipped OpenAPI
+document (400/404/415, see :mod:`gdpr_daemon.simulator.validation`), runs the handler, translates refusals into the
 vendor's error shape ``{"error": "<reason phrase>", "message": "<sentence>"}``, holds the
 answer back (``hang_ms``) and spoils it (``malformed_*``) when asked to.
 
-``/oauth/token`` is counted and translated but not faulted; ``/_simulator/`` (see
+``/oauth/token`` is counted, validated and translated but not faulted; ``/_simulator/`` (see
 :mod:`gdpr_daemon.simulator.control`) is neither counted nor faulted.  The only log line is
 one debug event per call with method, route and status: never a header, body or secret.
 """
@@ -28,6 +29,7 @@ from gdpr_daemon.simulator import control, handlers
 from gdpr_daemon.simulator.config import ApiError, as_id
 from gdpr_daemon.simulator.faults import FaultDecision
 from gdpr_daemon.simulator.params import SIM_KEY, bearer_of, error_response, reason
+from gdpr_daemon.simulator.validation import OperationCheck, compiled
 
 if TYPE_CHECKING:
     from gdpr_daemon.simulator.server import Simulator
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 log = get_logger("gdpr_daemon.simulator")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The request checks of the routes the OpenAPI document describes (empty: no validation).
+CHECKS_KEY: web.AppKey[dict[str, OperationCheck]] = web.AppKey("request_checks", dict)
 _ID_KEYS = frozenset({"id", "job_id", "session_id", "event_id"})
 
 _HTML_ERROR = (
@@ -153,7 +157,8 @@ async def _translated(request: web.Request, handler: Handler) -> web.StreamRespo
             message = f"method {request.method} is not allowed for {request.path}"
         else:
             message = exc.text or reason(exc.status)
-        return error_response(exc.status, message)
+        allow = exc.headers.get("Allow")
+        return error_response(exc.status, message, {"Allow": allow} if allow else None)
     except Exception as exc:
         # No traceback: a rendered traceback may show local variables (secrets).
         log.warning("simulator.handler_failed", path=request.path, error=type(exc).__name__)
@@ -169,8 +174,9 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     name, key = _route_of(request)
     sim.stats.calls[key] += 1
     response: web.StreamResponse
+    check = request.app[CHECKS_KEY].get(name) if name is not None else None
     if not path.startswith("/api/"):
-        response = await _translated(request, handler)
+        response = await _translated(request, _checked(check, handler))
         sim.stats.record_status(response.status)
         return response
 
@@ -180,7 +186,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     if decision.status is not None:
         response = fault_response(decision)
     else:
-        response = await _translated(request, _authenticated(sim, name, handler))
+        response = await _translated(request, _authenticated(sim, name, _checked(check, handler)))
         if decision.hang_s:
             await asyncio.sleep(decision.hang_s)
         if decision.malformed and 200 <= response.status < 300:
@@ -201,10 +207,29 @@ def _authenticated(sim: Simulator, name: str | None, handler: Handler) -> Handle
     return run
 
 
+def _checked(check: OperationCheck | None, handler: Handler) -> Handler:
+    """The handler behind the request validation of its operation (if any)."""
+    if check is None:
+        return handler
+
+    async def run(request: web.Request) -> web.StreamResponse:
+        await check.check(request)
+        return await handler(request)
+
+    return run
+
+
 def build_app(sim: Simulator) -> web.Application:
-    """A new ``web.Application`` serving ``sim`` (its state, faults and stats)."""
+    """A new ``web.Application`` serving ``sim`` (its state, faults and stats).
+
+    With ``sim.config.validate_requests`` every API request is checked against the
+    shipped OpenAPI document (:mod:`gdpr_daemon.simulator.validation`) after
+    authentication and before its handler.
+    """
     app = web.Application(middlewares=[api_middleware], client_max_size=4 * 1024 * 1024)
     app[SIM_KEY] = sim
     handlers.add_api_routes(app)
     control.add_control_routes(app)
+    validate = sim.config.validate_requests
+    app[CHECKS_KEY] = compiled().for_routes(app.router) if validate else {}
     return app

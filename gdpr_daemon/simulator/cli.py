@@ -91,6 +91,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="key of the GDPR calls' answer: id (published API) or job_id",
     )
     account.add_argument(
+        "--no-validate",
+        dest="validate_requests",
+        action="store_false",
+        help="do not check requests against the OpenAPI document (by default a request "
+        "that breaks it answers 400)",
+    )
+    account.add_argument(
         "--seed",
         type=int,
         default=1,
@@ -205,6 +212,7 @@ def build(args: argparse.Namespace, environ: Mapping[str, str] | None = None) ->
         api_tokens=tuple(args.api_token or ("simulator-api-token",)),
         seed=args.seed,
         gdpr_answer_key=args.gdpr_answer_key,
+        validate_requests=getattr(args, "validate_requests", True),
     )
     faults = FaultConfig(
         rate_5xx=args.rate_5xx,

@@ -52,7 +52,8 @@ class SimulatorConfig:
     ``gdpr_answer_key``: ``id`` or ``job_id``; ``login_events``: whether each login
     appends a ``user.login`` event; ``session_ttl_seconds``: session lifetime (None:
     until logout); ``backup_seconds``/``job_seconds``/``seed_seconds``: how long a
-    backup, an export job and a seed take (0: done at once); ``events_page_size``: 1000.
+    backup, an export job and a seed take (0: done at once); ``events_page_size``: 1000;
+    ``validate_requests``: refuse requests that break the shipped OpenAPI document (400).
     Neither password nor tokens appear in ``repr``.
     """
 
@@ -71,6 +72,7 @@ class SimulatorConfig:
     job_seconds: float = 2.0
     seed_seconds: float = 3.0
     events_page_size: int = 1000
+    validate_requests: bool = True
 
     def __post_init__(self) -> None:
         if self.services < 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from http import HTTPStatus
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -50,6 +51,25 @@ def bearer_of(request: web.BaseRequest) -> str | None:
     return token.strip()
 
 
+async def read_json_object(request: web.Request) -> dict[str, Any] | None:
+    """The JSON body as an object (None for ``null``); 400 when it is not JSON or no object."""
+    try:
+        data = await request.json()
+    except ValueError as exc:
+        raise ApiError(400, "the request body is not valid JSON") from exc
+    if data is not None and not isinstance(data, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return data
+
+
+async def read_form(request: web.Request) -> Mapping[str, Any]:
+    """The body as a form (empty for other media types); 400 when it cannot be read."""
+    try:
+        return await request.post()
+    except ValueError as exc:  # e.g. multipart without a boundary, or bytes that are no text
+        raise ApiError(400, "the request body is not a readable form") from exc
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -64,31 +84,44 @@ class Params:
 
     @classmethod
     async def read(cls, request: web.Request) -> Params:
-        """Parse the body as JSON when it says so, else as a form; 400 when unreadable."""
-        values: dict[str, list[str]] = {}
+        """Parse the body as JSON when it says so, else as a form; 400 when unreadable.
+
+        When the request validation of the simulator has already read the body, its
+        parameters are reused rather than parsed a second time.
+        """
+        checked = request.get(PARAMS_KEY)
+        if checked is not None:
+            return checked
         if not request.can_read_body:
-            return cls(values)
+            return cls({})
         if request.content_type == "application/json":
-            try:
-                data = await request.json()
-            except ValueError as exc:
-                raise ApiError(400, "the request body is not valid JSON") from exc
-            if data is None:
-                return cls(values)
-            if not isinstance(data, dict):
-                raise ApiError(400, "the request body must be a JSON object")
-            for key, value in data.items():
-                if value is None:
-                    continue
-                items = value if isinstance(value, list) else [value]
-                values[str(key)] = [
-                    json.dumps(v) if isinstance(v, dict | list) else _as_text(v) for v in items
-                ]
-            return cls(values)
-        form = await request.post()
+            return cls.from_json(await read_json_object(request))
+        return cls.from_form(await read_form(request))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Params:
+        """The parameters of a JSON object (null values count as absent)."""
+        values: dict[str, list[str]] = {}
+        for key, value in (data or {}).items():
+            if value is None:
+                continue
+            items = value if isinstance(value, list) else [value]
+            values[str(key)] = [
+                json.dumps(v) if isinstance(v, dict | list) else _as_text(v) for v in items
+            ]
+        return cls(values)
+
+    @classmethod
+    def from_form(cls, form: Mapping[str, Any]) -> Params:
+        """The parameters of a form (a ``MultiDictProxy``: repeated keys kept in order)."""
+        values: dict[str, list[str]] = {}
         for key, value in form.items():
             values.setdefault(key, []).append(_as_text(value))
         return cls(values)
+
+    def texts(self) -> dict[str, list[str]]:
+        """Every parameter with its values, as given."""
+        return self._values
 
     def __contains__(self, name: str) -> bool:
         return name in self._values
@@ -128,3 +161,7 @@ class Params:
         if lowered in _FALSE:
             return False
         raise ApiError(400, f"{name} must be true or false, not {raw!r}")
+
+
+# The parameters the request validation read (see gdpr_daemon.simulator.validation).
+PARAMS_KEY: web.RequestKey[Params] = web.RequestKey("params", Params)

@@ -40,7 +40,8 @@ svg { max-width: 100%; height: auto; } svg text { font: 11px system-ui, Arial, s
   thead { display: table-header-group; } tr, figure, svg { break-inside: avoid; page-break-inside: avoid; }
   h2 { break-after: avoid; page-break-after: avoid; }
   th { background: #eee !important; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  .bar-received, .bar-submitted, .bar-days, tr.alert td { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  .bar-received, .bar-submitted, .bar-days, tr.alert td {
+    -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
 """
 
@@ -100,7 +101,7 @@ def figures_table(out: TextIO, table_id: str, figures: Sequence[tuple[str, str, 
     if caption:
         out.write(f"<caption>{escape(caption)}</caption>\n")
     for name, heading, value in figures:
-        shown = "–" if value is None else escape(_plain(value))
+        shown = "-" if value is None else escape(_plain(value))
         out.write(f'<tr><th scope="row">{escape(heading)}</th>'
                   f'<td class="num" data-figure="{escape(name)}">{shown}</td></tr>\n')  # fmt: skip
     out.write("</table>\n")

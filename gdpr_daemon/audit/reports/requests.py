@@ -52,24 +52,23 @@ async def write_requests_report(
     progress: Progress | None = None,
 ) -> ReportResult:
     """Write the report of requests received in [since, until) to ``out``."""
-    as_of = as_of or datetime.now(UTC)
-    period = (since, until, as_of)
+    period = q.Period(since, until, as_of or datetime.now(UTC))
     rows = 0
     async with q.snapshot(engine) as conn:
-        summary = await q.requests_summary(conn, *period)
+        summary = await q.requests_summary(conn, period)
         if fmt == "csv":
             writer = csv.writer(out, lineterminator="\r\n")
             writer.writerow([k for k, _ in COLUMNS])
-            async for batch in q.stream_requests(conn, *period):
+            async for batch in q.stream_requests(conn, period):
                 writer.writerows([csv_cell(v) for v in row] for row in batch)
                 rows = _progress(rows, len(batch), progress)
         elif fmt == "json":
-            weeks = await q.weekly_counts(conn, *period)
-            days = await q.days_histogram(conn, *period)
+            weeks = await q.weekly_counts(conn, period)
+            days = await q.days_histogram(conn, period)
             rows = await _json(conn, out, summary, weeks, days, period, progress)
         elif fmt == "html":
-            weeks = await q.weekly_counts(conn, *period)
-            days = await q.days_histogram(conn, *period)
+            weeks = await q.weekly_counts(conn, period)
+            days = await q.days_histogram(conn, period)
             rows = await _html(conn, out, summary, weeks, days, period, progress)
         else:
             raise ValueError(f"unknown report format {fmt!r}")
@@ -97,27 +96,28 @@ def _figures(summary: dict[str, Any]) -> list[tuple[str, str, Any]]:
 
 
 async def _json(conn, out: TextIO, summary, weeks, days, period, progress) -> int:  # type: ignore[no-untyped-def]
-    since, until, as_of = period
-    head = {k: summary[k] for k, _, _ in _figures(summary)}
+    since, until, as_of = period.since, period.until, period.as_of
+    head = {k: summary[k] for k, _, _ in _figures(summary)} | {"overdue_or_failed": summary["overdue_or_failed"]}
     out.write('{"report":"requests","generated_at":' + json_scalar(iso(as_of))
               + ',"period":{"since":' + json_scalar(iso(since)) + ',"until":' + json_scalar(iso(until)) + "}"
               + ',"summary":{' + ",".join(f'"{k}":{json_scalar(v)}' for k, v in head.items()))  # fmt: skip
     for name in ("by_type", "by_status", "by_service"):
-        out.write(f',"{name}":{{' + ",".join(f"{json_scalar(str(k))}:{v}" for k, v in summary[name].items()) + "}")
+        counts = ",".join(f"{json_scalar(str(k))}:{v}" for k, v in summary[name].items())
+        out.write(f',"{name}":{{{counts}}}')
     out.write(',"weekly":[' + ",".join(
         f'{{"week":{json_scalar(w)},"received":{r},"submitted":{s}}}' for w, r, s in weeks) + "]")  # fmt: skip
     last = days[-1][0] if days else None
-    out.write(',"days_to_submit_histogram":[' + ",".join(
-        f'{{"days":{json_scalar(f"{d}+" if d == last else str(d))},"requests":{n}}}' for d, n in days) + "]")  # fmt: skip
+    buckets = (f'{{"days":{json_scalar(f"{d}+" if d == last else str(d))},"requests":{n}}}' for d, n in days)
+    out.write(',"days_to_submit_histogram":[' + ",".join(buckets) + "]")
     out.write(',"overdue_or_failed_requests":[')
     first = True
-    async for batch in q.stream_attention(conn, *period):
+    async for batch in q.stream_attention(conn, period):
         for row in batch:
             out.write(("\n" if first else ",\n") + _json_row(row))
             first = False
     out.write('\n]},\n"requests":[')
     rows = 0
-    async for batch in q.stream_requests(conn, *period):
+    async for batch in q.stream_requests(conn, period):
         out.write(("\n" if rows == 0 else ",\n") + ",\n".join(_json_row(row) for row in batch))
         rows = _progress(rows, len(batch), progress)
     out.write("\n]}\n")
@@ -125,7 +125,7 @@ async def _json(conn, out: TextIO, summary, weeks, days, period, progress) -> in
 
 
 async def _html(conn, out: TextIO, summary, weeks, days, period, progress) -> int:  # type: ignore[no-untyped-def]
-    since, until, as_of = period
+    since, until, as_of = period.since, period.until, period.as_of
     html.open_page(out, "GDPR requests report",
                    f"Requests received from <time id=\"since\">{escape(iso(since))}</time> to "
                    f"<time id=\"until\">{escape(iso(until))}</time> (not included). Generated "
@@ -153,7 +153,7 @@ async def _html(conn, out: TextIO, summary, weeks, days, period, progress) -> in
     out.write(f'<section id="attention">\n<h2>Overdue or failed requests ({summary["overdue_or_failed"]})</h2>\n')
     html.table_head(out, "overdue-failed", COLUMNS, numeric=NUMERIC)
     n = 0
-    async for batch in q.stream_attention(conn, *period):
+    async for batch in q.stream_attention(conn, period):
         for row in batch:
             html.table_row(out, row, COLUMNS, numeric=NUMERIC, alert=True)
         n += len(batch)
@@ -163,7 +163,7 @@ async def _html(conn, out: TextIO, summary, weeks, days, period, progress) -> in
     out.write(f'<section id="requests">\n<h2>All requests ({summary["requests"]})</h2>\n')
     html.table_head(out, "requests-table", COLUMNS, numeric=NUMERIC)
     rows = 0
-    async for batch in q.stream_requests(conn, *period):
+    async for batch in q.stream_requests(conn, period):
         for row in batch:
             html.table_row(out, row, COLUMNS, numeric=NUMERIC, alert=bool(row[-1]) or row[10] == "failed")
         rows = _progress(rows, len(batch), progress)

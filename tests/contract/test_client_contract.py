@@ -1,0 +1,217 @@
+"""Every public async method of OwnBackupClient against the simulator, every raw answer
+validated against the shipped OpenAPI document: client, simulator and document agree.
+
+The client is configured the way the daemon configures it (``Settings`` ->
+``gdpr_daemon.daemon.client_config``), once with session login and once with OAuth bearer
+tokens.  A recording subclass keeps each HTTP exchange as received, before the client
+parses it, so the document is checked against the wire, not against the client's reading.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from gdpr_daemon.config import load_settings
+from gdpr_daemon.daemon import Daemon, client_config
+from gdpr_daemon.ownbackup import ClientError, NotFound, OwnBackupClient
+from gdpr_daemon.ownbackup.openapi import load_spec, operations
+from gdpr_daemon.ownbackup.transport import Answer
+from gdpr_daemon.simulator import Simulator
+from tests.conftest import pii
+from tests.helpers import insert_forget, insert_rectify
+
+from .conftest import API_TOKEN, EMAIL, PASSWORD, AnswerValidator, contract_config, suite_secrets
+
+SPEC = load_spec()
+OPERATIONS = {op.operation_id: op for op in operations(SPEC)}
+AUTH_OPERATIONS = {"session": {"login", "logout"}, "oauth": {"oauth_token"}}
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One call as it went over the wire: the client's call name and the raw answer."""
+
+    name: str
+    method: str
+    url: str
+    status: int
+    content_type: str
+    body: bytes
+
+
+class RecordingClient(OwnBackupClient):
+    """The real client, keeping every raw answer (logins and token fetches included)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.exchanges: list[Exchange] = []
+
+    async def _send(self, name: str, method: str, url: str, **kwargs: Any) -> Answer:
+        answer = await super()._send(name, method, url, **kwargs)
+        self.exchanges.append(Exchange(name, method, url, answer.status, answer.content_type, answer.body))
+        return answer
+
+
+def public_async_methods() -> set[str]:
+    return {
+        name
+        for name, member in inspect.getmembers(OwnBackupClient, inspect.iscoroutinefunction)
+        if not name.startswith("_")
+    }
+
+
+def template_regex(path: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]+\})", path)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + r"\Z")
+
+
+def settings_for_sim(url: str, auth: str) -> Any:
+    return load_settings(
+        None,
+        environ={},
+        ownbackup_url=url,
+        ownbackup_auth=auth,
+        ownbackup_email=EMAIL,
+        ownbackup_password=PASSWORD,
+        ownbackup_api_token=API_TOKEN,
+        ownbackup_client_id="gdpr-daemon-contract",
+        ownbackup_timeout_seconds=5.0,
+    )
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[Simulator, str]]:
+    """A fresh simulator of this test's own, on loopback."""
+    sim = Simulator(contract_config())
+    suite_secrets().add(API_TOKEN)
+    async with sim.serve(host="127.0.0.1", port=0) as url:
+        yield sim, url
+    suite_secrets().update(sim.state.credentials.issued)
+
+
+async def exercise_every_method(client: RecordingClient) -> set[str]:
+    """Call each public async method at least once, happy paths and two refusals; the names called."""
+    called: set[str] = set()
+
+    def call(name: str) -> Callable[..., Awaitable[Any]]:
+        called.add(name)
+        method: Callable[..., Awaitable[Any]] = getattr(client, name)
+        return method
+
+    await call("open")()
+    try:
+        await call("authenticate")()
+        services = await call("list_services")()
+        service = await call("get_service")(services[0].id)
+        with pytest.raises(NotFound):
+            await call("get_service")(12415)
+        await call("backup_now")(service.id, ["Account", "Contact"])
+        backups = await call("list_backups")(service.id)
+        await call("get_backup")(service.id, "last")
+        await call("get_backup")(service.id, backups[0].id)
+        objects = await call("backup_objects")(service.id, "last")
+        csv_text = await call("download")(objects[0].links["full"])
+        assert csv_text.startswith(b"Id,")
+        job_id = await call("export")(service.id, "last", "sql", sql_dialect="postgresql", objects=["Contact"])
+        await call("export")(service.id, backups[0].id, "csv", include_attachments=True)
+        await call("export_to_endpoint")(service.id, "last", 4, ["Contact"])
+        await call("list_jobs")()
+        await call("get_job")(job_id)
+        forget = await call("gdpr_forget")(service.id, record_id="0031t00000AbCdEAAA", table_name="Contact")
+        await call("gdpr_forget")(service.id, record_id="0031t00000AbCdFAAA", table_name="Lead", comment="case 17")
+        rectify = await call("gdpr_rectify")(
+            service.id, record_id="0031t00000AbCdEAAA", table_name="Contact", field="Email", value="", comment="c"
+        )
+        assert rectify.id > forget.id
+        with pytest.raises(ClientError) as refused:
+            await call("gdpr_forget")(service.id, record_id="003x", table_name="Not an API name")
+        assert refused.value.status == 400
+        first_page = await call("events")()
+        assert len(first_page) == 1000
+        rest = await call("events")(from_id=1000)
+        assert rest and all(isinstance(e, dict) and e["event_id"] > 1000 for e in rest)
+        templates = await call("seeding_templates")()
+        automations = await call("automations")(1003)
+        names = [a["name"] for group in automations.values() for a in group]
+        seed = await call("start_seed")(
+            templates[0].id,
+            destination=1003,
+            seeding_method="upsert",
+            disable_automations=True,
+            automations_to_disable=names[:1],
+        )
+        await call("seed_info")(seed.id)
+    finally:
+        await call("close")()
+    return called
+
+
+def check_exchanges(exchanges: list[Exchange], answers: AnswerValidator) -> tuple[set[str], list[str]]:
+    """The operations exercised, and every way an exchange strays from the document."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for ex in exchanges:
+        op = OPERATIONS.get(ex.name)
+        if op is None:
+            problems.append(f"{ex.name}: the document has no operation with this operationId")
+            continue
+        seen.add(ex.name)
+        path = urlsplit(ex.url).path
+        if ex.method != op.method or not template_regex(op.path).match(path):
+            problems.append(f"{ex.name}: client sent {ex.method} {path}, document says {op.method} {op.path}")
+        body: Any = ex.body.decode("utf-8")
+        if ex.content_type == "application/json":
+            body = json.loads(body)
+        try:
+            found = answers.problems(op.method, op.path, ex.status, body, ex.content_type)
+        except KeyError as exc:
+            found = [str(exc)]
+        problems.extend(f"{ex.name} {ex.status}: {p}" for p in found)
+    return seen, problems
+
+
+@pytest.mark.parametrize("auth", ["session", "oauth"])
+async def test_every_client_method_agrees_with_simulator_and_document(
+    auth: str, served: tuple[Simulator, str], answers: AnswerValidator
+) -> None:
+    """Each public async client method, configured from Settings, gets answers that conform to the document."""
+    sim, url = served
+    client = RecordingClient(client_config(settings_for_sim(url, auth)))
+    called = await exercise_every_method(client)
+
+    assert called == public_async_methods(), "a public client method lacks contract coverage"
+    seen, problems = check_exchanges(client.exchanges, answers)
+    assert problems == []
+    assert seen == set(OPERATIONS) - (AUTH_OPERATIONS["oauth" if auth == "session" else "session"])
+    assert {ex.status for ex in client.exchanges} == {200, 400, 404}
+    if auth == "oauth":
+        assert (sim.stats.tokens_issued, sim.stats.logins) == (1, 0)
+        assert sim.state.tokens and not sim.state.sessions
+    else:
+        assert (sim.stats.tokens_issued, sim.stats.logins) == (0, 1)
+        assert not sim.state.sessions, "closing the client logged the session out"
+
+
+async def test_oauth_settings_drive_the_daemon_end_to_end(sim: Simulator, settings_for, engine, pg) -> None:
+    """With ownbackup_auth="oauth" the daemon fetches a bearer token once and submits forget and rectify requests."""
+    ids = await insert_forget(pg, 1001, 3) + [await insert_rectify(pg, 1002, pii("contract"))]
+    settings = settings_for(ownbackup_auth="oauth", ownbackup_api_token="simulator-api-token")
+    config = client_config(settings)
+    assert config.auth.token_url == settings.ownbackup_url + "/oauth/token"
+
+    report = await Daemon(settings, engine=engine).run_once()
+
+    assert report.submitted == len(ids) and report.failed == report.rejected == 0
+    assert (sim.stats.tokens_issued, sim.stats.logins) == (1, 0)
+    assert len(sim.state.gdpr_calls) == len(ids)
+    rows = await pg.fetch("SELECT status, ownbackup_request_id FROM gdpr_requests ORDER BY id")
+    assert {r["status"] for r in rows} == {"submitted"}
+    assert sorted(r["ownbackup_request_id"] for r in rows) == sorted(c.id for c in sim.state.gdpr_calls)
