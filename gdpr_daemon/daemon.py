@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -20,9 +21,11 @@ from gdpr_daemon import sdnotify
 from gdpr_daemon.config import ConfigError, Settings
 from gdpr_daemon.db import migrate
 from gdpr_daemon.db.engine import make_engine, safe_url
+from gdpr_daemon.db.intake_settings import write_intake_settings
 from gdpr_daemon.db.queue import QueueStore
 from gdpr_daemon.health import HealthServer, lifecycle_check
 from gdpr_daemon.intake.listener import listen
+from gdpr_daemon.intake.overdue import log_overdue
 from gdpr_daemon.intake.services import ServiceDirectory
 from gdpr_daemon.intake.worker import QueueWorker, WorkerSettings, db_errors
 from gdpr_daemon.logging import get_logger
@@ -146,6 +149,25 @@ class Daemon:
         except Exception as exc:
             log.warning("services_refresh_failed", error=str(exc))
 
+    async def _write_intake_settings(self) -> None:
+        """Tell the database what intake tools cannot know: four eyes, public holidays."""
+        written = await write_intake_settings(
+            self.engine,
+            require_approval=self.settings.intake_require_approval,
+            holidays=self.settings.intake_holidays,
+            authoritative=True,
+        )
+        if written.require_approval_changed:
+            log.info("four_eyes_set", require_approval=self.settings.intake_require_approval)
+        if written.holidays_added or written.holidays_removed:
+            log.info("holidays_written", added=written.holidays_added, removed=written.holidays_removed)
+
+    async def _log_overdue(self) -> None:
+        try:
+            await log_overdue(self.engine)
+        except db_errors() as exc:
+            log.warning("database_unavailable", action="log overdue requests", error=type(exc).__name__)
+
     def _scheduler(self) -> AsyncIOScheduler:
         s = self.settings
         scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
@@ -154,6 +176,8 @@ class Daemon:
         scheduler.add_job(
             self._refresh_services, "interval", seconds=s.queue_services_refresh_seconds, id="refresh-services"
         )
+        # Hourly; the database lets only the first call of each UTC day log, across replicas.
+        scheduler.add_job(self._log_overdue, "interval", hours=1, id="log-overdue", next_run_time=datetime.now(UTC))
         return scheduler
 
     async def _start_health(self, stop: asyncio.Event) -> HealthServer | None:
@@ -198,6 +222,7 @@ class Daemon:
         async with self.client:
             if not await self._wait_for_database(stop):
                 return 0
+            await self._write_intake_settings()
             await self._reap()
             await self._refresh_services()
             scheduler = self._scheduler()
@@ -227,6 +252,7 @@ class Daemon:
         """Submit every due request and pull new events once."""
         async with self.client:
             await check_schema(self.engine)
+            await self._write_intake_settings()
             await self._reap()
             await self.worker.run_once()
         if self._own_engine:

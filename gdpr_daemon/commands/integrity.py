@@ -82,7 +82,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     v.add_argument("--chain", action="append", choices=("gdpr_request_log", "audit_events"),
                    help="only this chain (repeatable; default both)")  # fmt: skip
     v.add_argument("--anchor", action="append", metavar="CHAIN:SEQ:HASH",
-                   help="a head printed by an earlier run: that row must still hold that hash (repeatable)")  # fmt: skip
+                   help="a head an earlier run printed: that row must still hold that hash (repeatable)")  # fmt: skip
     v.set_defaults(func=cmd_verify)
 
     p = sub.add_parser(

@@ -261,7 +261,8 @@ class PurgeResult:
     def summary(self) -> str:
         verb = "would be" if self.dry_run else "were"
         return (f"{self.requests_purged} finished requests {verb} purged of personal fields, "
-                f"{self.history_deleted} history rows and {self.events_deleted} account events {verb} deleted")  # fmt: skip
+                f"{self.history_deleted} history rows and {self.events_deleted} account events "
+                f"{verb} deleted")  # fmt: skip
 
 
 def cutoff(days: int, now: datetime | None = None) -> datetime:
@@ -299,7 +300,10 @@ async def purge(
         when = cutoff(history_days)
         counts = {}
         for chain in CHAINS:
-            counts[chain] = await (_count_prefix(engine, chain, when) if dry_run else _purge_chain(engine, chain, when, batch))
+            if dry_run:
+                counts[chain] = await _count_prefix(engine, chain, when)
+            else:
+                counts[chain] = await _purge_chain(engine, chain, when, batch)
         history, events = counts["gdpr_request_log"], counts["audit_events"]
     return PurgeResult(requests, history, events, dry_run)
 
@@ -314,7 +318,8 @@ async def _purge_chain(engine: AsyncEngine, chain: str, when: datetime, batch: i
     while True:
         async with engine.begin() as conn:
             n = int((await conn.execute(
-                text("SELECT gdpr_purge_chain(:chain, :cutoff, :batch)"), {"chain": chain, "cutoff": when, "batch": batch}
+                text("SELECT gdpr_purge_chain(:chain, :cutoff, :batch)"),
+                {"chain": chain, "cutoff": when, "batch": batch},
             )).scalar_one())  # fmt: skip
         total += n
         if n < batch:

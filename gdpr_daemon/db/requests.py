@@ -1,7 +1,10 @@
 """The DPO's side of the request table: enqueue, look, retry, cancel, approve.
 
-Each action that changes a request writes its history row in the same transaction.
-Nothing returned here carries the rectify ``value``; only whether one is held.
+Actions that change a request call the database functions made for them (migrations 0003
+and 0004: ``gdpr_approve_requests``, ``gdpr_retry_request``, ``gdpr_cancel_request``), which
+check the state under a row lock and write the history row in the same transaction, and
+which an intake role may execute without any UPDATE right on the table.  Nothing
+returned here carries the rectify ``value``; only whether one is held.
 Deadline extensions and the overdue report are in :mod:`gdpr_daemon.db.deadlines`,
 bulk import in :mod:`gdpr_daemon.db.imports`.
 """
@@ -14,9 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gdpr_daemon.db.tables import AWAITING_APPROVAL, CANCELLED, FAILED, PENDING, REJECTED, STATUSES
+from gdpr_daemon.db.tables import STATUSES
 
 LIST_COLUMNS = """id, request_type, service_id, table_name, record_id, field, comment, external_ref,
     received_at, due_at, original_due_at, status, attempts, next_attempt_at, ownbackup_request_id,
@@ -166,153 +170,62 @@ async def get_request(engine: AsyncEngine, request_id: int) -> tuple[dict[str, A
         return dict(row._mapping), [dict(r._mapping) for r in log]
 
 
-async def _transition(
-    engine: AsyncEngine,
-    request_id: int,
-    *,
-    allowed_from: Sequence[str],
-    to_status: str,
-    detail: str,
-    actor: str,
-    extra_set: str = "",
-    refusal: dict[str, str] | None = None,
-) -> None:
-    async with engine.begin() as conn:
-        row = (
-            await conn.execute(
-                text("SELECT status FROM gdpr_requests WHERE id = :id FOR UPDATE"), {"id": request_id}
-            )
-        ).first()
-        if row is None:
-            raise RequestError(f"there is no request {request_id}")
-        status = row[0]
-        if status not in allowed_from:
-            reason = (refusal or {}).get(status) or (
-                f"request {request_id} is {status}; only {' or '.join(allowed_from)} requests can be changed this way"
-            )
-            raise RequestError(reason)
-        await conn.execute(
-            text(f"UPDATE gdpr_requests SET status = :to, updated_at = now(){extra_set} WHERE id = :id"),  # noqa: S608
-            {"to": to_status, "id": request_id},
-        )
-        await _log(conn, [request_id], from_status=status, to_status=to_status, detail=detail, actor=actor)
-        if to_status == PENDING:
-            await conn.execute(text("SELECT pg_notify('gdpr_requests', '')"))
+# SQLSTATEs the DPO functions (migrations 0003, 0004) refuse with: the message is a sentence
+# for the DPO, one line per request.
+REFUSALS = frozenset({"55000", "P0002", "22023"})  # not in prerequisite state, no data found, bad parameter
 
 
-async def _log(
-    conn: AsyncConnection, ids: Sequence[int], *, from_status: str, to_status: str, detail: str, actor: str
-) -> None:
-    await conn.execute(
-        text(
-            "INSERT INTO gdpr_request_log (request_id, from_status, to_status, detail, actor) "
-            "SELECT i, :from_status, :to, :detail, :actor FROM unnest(CAST(:ids AS bigint[])) AS i"
-        ),
-        {"ids": list(ids), "from_status": from_status, "to": to_status, "detail": detail, "actor": actor},
-    )
+def refusal(exc: BaseException) -> RequestError | None:
+    """The DPO-facing refusal a database function raised, or None for any other error."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if getattr(seen, "sqlstate", None) in REFUSALS and hasattr(seen, "as_dict"):  # asyncpg's own error
+            return RequestError(str(seen))
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
+async def call_function(engine: AsyncEngine, sql: str, params: dict[str, Any]) -> Any:
+    """Call one DPO function in its own transaction, refusals as RequestError."""
+    try:
+        async with engine.begin() as conn:
+            return (await conn.execute(text(sql), params)).first()
+    except DBAPIError as exc:
+        refused = refusal(exc)
+        if refused is None:
+            raise
+        raise refused from None
 
 
 async def retry_request(engine: AsyncEngine, request_id: int, *, actor: str) -> None:
-    await _transition(
-        engine,
-        request_id,
-        allowed_from=(FAILED, REJECTED),
-        to_status=PENDING,
-        detail="retried by the DPO: attempts start again",
-        actor=actor,
-        extra_set=", attempts = 0, next_attempt_at = now(), last_error = NULL",
-        refusal={
-            "submitted": f"request {request_id} was submitted already; nothing to retry",
-            "pending": f"request {request_id} is pending already; the daemon will submit it",
-            "in_flight": f"request {request_id} is being submitted right now",
-            AWAITING_APPROVAL: f"request {request_id} awaits approval; approve it with "
-            f"`gdpr-daemon requests approve {request_id}`",
-        },
-    )
+    """A failed or rejected request goes back to pending, attempts from zero."""
+    await call_function(engine, "SELECT gdpr_retry_request(:id, :actor)", {"id": request_id, "actor": actor})
 
 
 async def cancel_request(engine: AsyncEngine, request_id: int, *, actor: str, reason: str | None = None) -> None:
-    await _transition(
-        engine,
-        request_id,
-        allowed_from=(AWAITING_APPROVAL, PENDING, FAILED, REJECTED),
-        to_status=CANCELLED,
-        detail="cancelled by the DPO" + (f": {reason}" if reason else ""),
-        actor=actor,
-        refusal={
-            "in_flight": f"request {request_id} is being submitted right now; it cannot be cancelled",
-            "submitted": f"request {request_id} was submitted to OwnBackup already; it cannot be cancelled",
-            CANCELLED: f"request {request_id} is cancelled already",
-        },
+    """Cancel a request not yet submitted (awaiting approval, pending, failed or rejected)."""
+    await call_function(
+        engine, "SELECT gdpr_cancel_request(:id, :actor, :reason)", {"id": request_id, "actor": actor, "reason": reason}
     )
 
 
 def same_person(a: str | None, b: str | None) -> bool:
-    """Whether two recorded names are the same person (as the database's CHECK compares them)."""
+    """Whether two recorded names are the same person (as the database compares them)."""
     return a is not None and b is not None and a.strip().lower() == b.strip().lower()
 
 
 async def approve_requests(engine: AsyncEngine, ids: Sequence[int], *, actor: str) -> list[int]:
     """Four eyes: move requests from awaiting_approval to pending, all or none.
 
-    Refused when a request does not await approval or when ``actor`` is who entered it.
+    Refused (every reason, one line each) when a request does not await approval or when
+    ``actor`` is who entered it.  Both names go into the history.
     """
-    actor = actor.strip()
-    if not actor:
+    if not actor.strip():
         raise RequestError("give the approver's name with --actor")
-    wanted = sorted(set(ids))
-    async with engine.begin() as conn:
-        rows = (
-            await conn.execute(
-                text(
-                    "SELECT id, status, requested_by, approved_by FROM gdpr_requests "
-                    "WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE"
-                ),
-                {"ids": wanted},
-            )
-        ).all()
-        found = {int(r.id): r for r in rows}
-        problems: list[str] = []
-        for rid in wanted:
-            r = found.get(rid)
-            if r is None:
-                problems.append(f"there is no request {rid}.")
-            elif r.status != AWAITING_APPROVAL:
-                if r.approved_by:
-                    problems.append(f"request {rid} was approved already, by {r.approved_by}.")
-                else:
-                    problems.append(f"request {rid} is {r.status}, not awaiting approval.")
-            elif same_person(r.requested_by, actor):
-                problems.append(
-                    f"request {rid} was entered by {r.requested_by}; four eyes need a different person "
-                    "to approve it."
-                )
-        if problems:
-            shown = problems[:20]
-            if len(problems) > len(shown):
-                shown.append(f"... and {len(problems) - len(shown)} more; nothing was approved.")
-            else:
-                shown.append("Nothing was approved.")
-            raise RequestError("\n".join(shown))
-        await conn.execute(
-            text(
-                "UPDATE gdpr_requests SET status = 'pending', approved_by = :actor, next_attempt_at = now(), "
-                "updated_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))"
-            ),
-            {"actor": actor, "ids": wanted},
-        )
-        # Both names in the history: the approver as actor, who entered it in the sentence.
-        await conn.execute(
-            text(
-                "INSERT INTO gdpr_request_log (request_id, from_status, to_status, detail, actor) "
-                "SELECT id, 'awaiting_approval', 'pending', "
-                "'approved by ' || :actor || ' (four eyes); entered by ' || coalesce(requested_by, 'unknown'), :actor "
-                "FROM gdpr_requests WHERE id = ANY(CAST(:ids AS bigint[]))"
-            ),
-            {"actor": actor, "ids": wanted},
-        )
-        await conn.execute(text("SELECT pg_notify('gdpr_requests', '')"))
-    return wanted
+    row = await call_function(
+        engine, "SELECT gdpr_approve_requests(CAST(:ids AS bigint[]), :actor)", {"ids": list(ids), "actor": actor}
+    )
+    return [int(i) for i in row[0]]
 
 
 async def pending_for_dry_run(engine: AsyncEngine) -> list[dict[str, Any]]:

@@ -94,12 +94,10 @@ async def dry_run(engine: AsyncEngine, list_services: Callable[[], Awaitable[Seq
     return DryRunReport(services, [verdict(r, known) for r in rows])
 
 
-def _service_state(s: Service) -> str:
-    if s.archived:
-        return "archived (still submitted: its backups hold the data)"
-    if s.enabled is False:
-        return "disabled (still submitted: its backups hold the data)"
-    return "active"
+def _service_note(s: Service) -> str:
+    if s.archived or s.enabled is False:
+        return f"{'archived' if s.archived else 'disabled'}: still submitted to, its backups hold the data"
+    return ""
 
 
 def render_report(report: DryRunReport, *, shown: int = SHOWN_ROWS) -> str:
@@ -107,10 +105,10 @@ def render_report(report: DryRunReport, *, shown: int = SHOWN_ROWS) -> str:
     per_service = Counter(v.service_id for v in report.verdicts)
     lines = ["dry run: nothing was claimed, submitted or changed.", "", "services of the OwnBackup account:"]
     lines.append(render.table(
-        [{"id": s.id, "name": s.displayed_name, "status": s.status, "state": _service_state(s),
-          "waiting": per_service.get(s.id, 0)} for s in report.services],
-        [("id", "SERVICE"), ("name", "NAME"), ("status", "STATUS"), ("state", "SUBMITTED TO IT"),
-         ("waiting", "REQUESTS WAITING")], max_width=70,
+        [{"id": s.id, "name": s.displayed_name, "status": s.status, "enabled": s.enabled,
+          "waiting": per_service.get(s.id, 0), "note": _service_note(s)} for s in report.services],
+        [("id", "SERVICE"), ("name", "NAME"), ("status", "STATUS"), ("enabled", "ENABLED"),
+         ("waiting", "REQUESTS WAITING"), ("note", "NOTE")], max_width=70,
     ) if report.services else "  (none)")  # fmt: skip
     sections = (
         (SUBMIT, "would be submitted now"),

@@ -21,7 +21,9 @@ Control endpoints without authentication or faults, for tests and demos (details
 Modules: ``config`` (SimulatorConfig, ApiError, GdprCall), ``state`` (the account),
 ``auth`` (sessions and tokens), ``events`` (the event history), ``account`` and
 ``csvdata`` (the account's objects and files), ``faults`` (fault config and decisions),
-``params`` (request bodies, error shape), ``handlers`` (API routes), ``control``
+``params`` (request bodies, error shape), ``validation`` (requests checked against the
+OpenAPI document shipped in :mod:`gdpr_daemon.ownbackup`; ``validate_requests=False``
+turns it off), ``handlers`` (API routes), ``control``
 (``/_simulator/`` routes), ``app`` (middleware, application), ``server`` (the harness),
 ``cli`` (``gdpr-daemon simulate``).
 """

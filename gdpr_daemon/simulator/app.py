@@ -4,9 +4,10 @@ For an ``/api/...`` call the middleware, in order: counts it, asks
 :func:`~gdpr_daemon.simulator.faults.decide` what should go wrong, waits the latency,
 answers an injected 429/5xx/GDPR-refusal without handling the call, checks the session or
 bearer token (401 in the error shape), validates the request against the shipped OpenAPI
-document (400/404/415, see :mod:`gdpr_daemon.simulator.validation`), runs the handler, translates refusals into the
-vendor's error shape ``{"error": "<reason phrase>", "message": "<sentence>"}``, holds the
-answer back (``hang_ms``) and spoils it (``malformed_*``) when asked to.
+document (400/404/415, see :mod:`gdpr_daemon.simulator.validation`), runs the handler,
+translates refusals into the vendor's error shape ``{"error": "<reason phrase>",
+"message": "<sentence>"}`` (a 405 keeps its ``Allow`` header), holds the answer back
+(``hang_ms``) and spoils it (``malformed_*``) when asked to.
 
 ``/oauth/token`` is counted, validated and translated but not faulted; ``/_simulator/`` (see
 :mod:`gdpr_daemon.simulator.control`) is neither counted nor faulted.  The only log line is

@@ -8,8 +8,8 @@ array inside a form value, or comma-separated text) and booleans.
 from __future__ import annotations
 
 import json
-from http import HTTPStatus
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web

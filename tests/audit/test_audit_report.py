@@ -162,8 +162,8 @@ async def peak_export_memory(engine, events: int) -> tuple[int, int]:
 @pytest.mark.slow
 async def test_export_streams_in_flat_memory(engine, pg):
     """Exporting 10 times more events needs the same peak memory: rows stream, they are not collected."""
-    await insert_many(pg, 100_000)
-    small, small_chars = await peak_export_memory(engine, 10_000)
-    large, large_chars = await peak_export_memory(engine, 100_000)
+    await insert_many(pg, 60_000)
+    small, small_chars = await peak_export_memory(engine, 6_000)
+    large, large_chars = await peak_export_memory(engine, 60_000)
     assert large_chars > 9 * small_chars
-    assert large < 1.5 * small + 1_000_000, f"peak {small:,} B for 10,000 events but {large:,} B for 100,000"
+    assert large < 1.5 * small + 1_000_000, f"peak {small:,} B for 6,000 events but {large:,} B for 60,000"

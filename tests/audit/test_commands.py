@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gdpr_daemon.commands.audit import add_events_parser, add_report_parser, parse_since, parse_until
+from gdpr_daemon.commands.audit import add_events_parser, add_report_parser, cmd_report, parse_since, parse_until
 from gdpr_daemon.simulator import FaultConfig
 from tests.conftest import subprocess_env
 from tests.helpers import wait_until
@@ -38,6 +38,8 @@ async def run(db_url, sim_url, log_file, *args: str, timeout: float = 60) -> tup
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gdpr-daemon")
+    p.add_argument("--config")
+    p.add_argument("--log-format")
     sub = p.add_subparsers(dest="command", required=True)
     add_events_parser(sub)
     add_report_parser(sub)
@@ -83,13 +85,17 @@ async def test_report_command_writes_the_file_and_a_summary_line(pg, db_url, sim
     assert [p.name for p in tmp_path.iterdir()] == ["requests.html"], "no partial file left beside it"
 
 
-async def test_report_usage_errors_exit_2(db_url, sim_url, log_file, tmp_path):
+async def test_report_usage_errors_exit_2(tmp_path, capsys):
     """A bad date, an empty period or a missing directory is a usage error (exit 2) and writes nothing."""
-    for args in (["--since", "2026-13-01", "--until", "2026-12-31"],
-                 ["--since", "2026-05-01", "--until", "2026-04-01"],
-                 ["--since", "2026-01-01", "--until", "2026-12-31", "--output", str(tmp_path / "no" / "r.csv")]):  # fmt: skip
-        code, out = await run(db_url, sim_url, log_file, "report", "audit", *args)
-        assert code == 2 and out == ""
+    with pytest.raises(SystemExit) as exc:
+        parser().parse_args(["report", "audit", "--since", "2026-13-01", "--until", "2026-12-31"])
+    assert exc.value.code == 2 and "is not a date" in capsys.readouterr().err
+    for args in (["--since", "2026-05-01", "--until", "2026-04-01"],
+                 ["--since", "2026-01-01", "--until", "2026-12-31", "--output", str(tmp_path / "no" / "r.csv")],
+                 ["--since", "2026-01-01", "--until", "2026-12-31", "--format", "json", "--bom"]):  # fmt: skip
+        assert await cmd_report(parser().parse_args(["report", "audit", *args])) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith("gdpr-daemon: ")
     assert list(tmp_path.iterdir()) == []
 
 

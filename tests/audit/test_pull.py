@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -227,14 +228,14 @@ async def test_scheduled_job_honours_stop_and_is_drained(history, engine, pg):
     sim.faults = FaultConfig(latency_ms=150)
     stop = asyncio.Event()
     job = PullJob(puller_for(engine, source, url), stop)
-    task = asyncio.create_task(job())
+    task = asyncio.create_task(job.run())
     await wait_until(lambda: pg.fetchval("SELECT count(*) > 0 FROM event_cursors"), what="a first page")
     stop.set()
     await job.drain(10)
     assert task.done() and job.last is not None and job.last.stopped
     cursor = await pg.fetchval("SELECT last_event_id FROM event_cursors")
     assert await pg.fetchval("SELECT count(*) FROM audit_events") == cursor < 20_000
-    assert await job() is None, "a stopped daemon's job does nothing"
+    assert await job.run() is None, "a stopped daemon's job does nothing"
 
 
 async def test_scheduled_job_logs_errors_instead_of_raising(history, engine):
@@ -248,6 +249,23 @@ async def test_scheduled_job_logs_errors_instead_of_raising(history, engine):
 
     source.events = down
     with structlog.testing.capture_logs() as logs:
-        assert await PullJob(puller_for(engine, source, url), asyncio.Event())() is None
+        assert await PullJob(puller_for(engine, source, url), asyncio.Event()).run() is None
     failed = [e for e in logs if e["event"] == "events_pull_failed"]
     assert failed and "503" in failed[0]["error"]
+
+
+async def test_job_runs_under_apscheduler(history, engine, pg):
+    """Scheduled as the daemon schedules it (AsyncIOScheduler, interval, first run at once), the job pulls."""
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    _sim, url, source = await history(synthetic_events=1500)
+    job = PullJob(puller_for(engine, source, url), asyncio.Event())
+    scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
+    scheduler.add_job(job.run, "interval", seconds=3600, id="events-pull", next_run_time=datetime.now(UTC))
+    scheduler.start()
+    try:
+        await wait_until(lambda: asyncio.sleep(0, job.last), what="the scheduled pull")
+    finally:
+        scheduler.shutdown(wait=False)
+        await job.drain(5)
+    assert job.last.stored == 1500 and await pg.fetchval("SELECT count(*) FROM audit_events") == 1500

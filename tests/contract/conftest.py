@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonschema_rs
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from gdpr_daemon.ownbackup.openapi import load_spec, response_schema
 from gdpr_daemon.simulator import Simulator, SimulatorConfig
@@ -26,6 +27,9 @@ EMAIL = "dpo@example.com"
 PASSWORD = "Sim-Pa55word-7f3c9e"
 API_TOKEN = "contract-Api-Token-4711"
 START_TIMEOUT_S = 10.0
+
+# schemathesis generates with Hypothesis; keep its caches out of the source tree.
+set_hypothesis_home_dir(Path(__file__).resolve().parent.parent.parent / ".tmp" / "hypothesis")
 
 
 def suite_secrets() -> set[str]:

@@ -32,7 +32,8 @@ from .conftest import API_TOKEN, EMAIL, PASSWORD, AnswerValidator, contract_conf
 
 SPEC = load_spec()
 OPERATIONS = {op.operation_id: op for op in operations(SPEC)}
-AUTH_OPERATIONS = {"session": {"login", "logout"}, "oauth": {"oauth_token"}}
+# The operations only one kind of authentication calls.
+AUTH_ONLY = {"session": {"login", "logout"}, "oauth": {"oauth_token"}}
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,8 @@ async def test_every_client_method_agrees_with_simulator_and_document(
     assert called == public_async_methods(), "a public client method lacks contract coverage"
     seen, problems = check_exchanges(client.exchanges, answers)
     assert problems == []
-    assert seen == set(OPERATIONS) - (AUTH_OPERATIONS["oauth" if auth == "session" else "session"])
+    other = "oauth" if auth == "session" else "session"
+    assert seen == set(OPERATIONS) - AUTH_ONLY[other], "the document and the client disagree on the calls"
     assert {ex.status for ex in client.exchanges} == {200, 400, 404}
     if auth == "oauth":
         assert (sim.stats.tokens_issued, sim.stats.logins) == (1, 0)
@@ -215,3 +217,17 @@ async def test_oauth_settings_drive_the_daemon_end_to_end(sim: Simulator, settin
     rows = await pg.fetch("SELECT status, ownbackup_request_id FROM gdpr_requests ORDER BY id")
     assert {r["status"] for r in rows} == {"submitted"}
     assert sorted(r["ownbackup_request_id"] for r in rows) == sorted(c.id for c in sim.state.gdpr_calls)
+
+
+async def test_gdpr_answer_with_job_id_conforms(answers: AnswerValidator) -> None:
+    """An account answering GDPR calls with {"job_id": N} matches the document and the client reads N."""
+    sim = Simulator(contract_config(gdpr_answer_key="job_id"))
+    async with sim.serve(host="127.0.0.1", port=0) as url:
+        client = RecordingClient(client_config(settings_for_sim(url, "session")))
+        async with client:
+            receipt = await client.gdpr_forget(1001, record_id="0031t00000AbCdEAAA", table_name="Contact")
+    suite_secrets().update(sim.state.credentials.issued)
+    assert receipt.id == sim.state.gdpr_calls[0].id
+    forget = [ex for ex in client.exchanges if ex.name == "gdpr_forget"]
+    assert [json.loads(ex.body) for ex in forget] == [{"job_id": receipt.id}]
+    assert check_exchanges(client.exchanges, answers)[1] == []

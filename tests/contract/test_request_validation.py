@@ -153,7 +153,7 @@ async def test_body_that_is_not_an_object_or_not_readable(api: Api) -> None:
     assert "must be a JSON object" in refused(*await api.call("POST", FORGET, json=[1, 2]))
     status, body = await api.call("POST", FORGET, data=b"record_id=1", headers={"Content-Type": "text/plain"})
     assert status == 415 and body["error"] == "Unsupported Media Type"
-    assert "application/json or application/x-www-form-urlencoded" in body["message"]
+    assert body["message"] == "the request body is text/plain; send application/json or application/x-www-form-urlencoded"
 
 
 async def test_path_and_query_parameters(api: Api) -> None:

@@ -55,7 +55,7 @@ async def test_verdicts_without_changes(engine, pg):
                    "RETRY": LATER, "FOUR-EYES": APPROVAL}  # fmt: skip
     text = render_report(report)
     assert "dry run: nothing was claimed, submitted or changed." in text
-    assert "archived (still submitted: its backups hold the data)" in text
+    assert "archived: still submitted to, its backups hold the data" in text
     assert "Service 4711 is not one of the OwnBackup account's services" in text
     assert "summary: 2 would be submitted now, 2 would be rejected, 1 wait for a retry, 1 await approval" in text
 

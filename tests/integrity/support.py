@@ -1,0 +1,81 @@
+"""Helpers of the fault tests: daemon subprocesses, and the invariants checked at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections import Counter
+from pathlib import Path
+
+import asyncpg
+
+from gdpr_daemon.simulator import Simulator
+from tests.conftest import subprocess_env
+
+# History sentences that say an attempt's outcome was unknown (a crash, a lost lease, a
+# call cut off): only such requests may have been submitted more than once.
+UNKNOWN_OUTCOME = ("outcome unknown", "lease had expired")
+
+
+async def start_daemon(db_url: str, sim_url: str, log_file: Path, **env: str) -> asyncio.subprocess.Process:
+    """`gdpr-daemon run` in a subprocess, its output into the scanned log file."""
+    fh = log_file.open("ab")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gdpr_daemon", "run",
+        env=subprocess_env(db_url, sim_url, **env), stdout=fh, stderr=fh,
+    )  # fmt: skip
+    fh.close()
+    return proc
+
+
+async def stop_daemon(proc: asyncio.subprocess.Process, timeout: float = 30.0) -> int:
+    """SIGTERM and wait (bounded); the exit status."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(proc.wait(), timeout)
+
+
+def log_events(log_file: Path) -> Counter[str]:
+    """How often each structlog event appears in a JSON log file."""
+    import json
+
+    counts: Counter[str] = Counter()
+    for line in log_file.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                counts[json.loads(line).get("event", "")] += 1
+            except ValueError:
+                continue
+    return counts
+
+
+async def check_invariants(pg: asyncpg.Connection, sim: Simulator) -> dict[str, int]:
+    """Every request finished; any request sent twice says so in its history.
+
+    Returns counts: finished states, calls, requests sent more than once, and those with
+    an outcome-unknown note (which bound the duplicates).
+    """
+    open_rows = await pg.fetch("SELECT id, status FROM gdpr_requests WHERE status NOT IN ('submitted', 'failed', 'rejected')")
+    assert not open_rows, f"requests left unfinished: {[tuple(r) for r in open_rows[:10]]}"
+    rows = await pg.fetch("SELECT id, status, service_id, record_id, ownbackup_request_id FROM gdpr_requests")
+    calls = Counter((c.service_id, c.record_id) for c in sim.state.gdpr_calls)
+    call_ids = {(c.service_id, c.record_id): set() for c in sim.state.gdpr_calls}
+    for c in sim.state.gdpr_calls:
+        call_ids[(c.service_id, c.record_id)].add(c.id)
+    unknown = dict(await pg.fetch(
+        "SELECT request_id, count(*) FROM gdpr_request_log WHERE " + " OR ".join(
+            f"detail LIKE '%{s}%'" for s in UNKNOWN_OUTCOME) + " GROUP BY 1"))  # fmt: skip
+    duplicates = 0
+    for r in rows:
+        sent = calls[(r["service_id"], r["record_id"])]
+        if r["status"] == "submitted":
+            assert sent >= 1 and r["ownbackup_request_id"] in call_ids[(r["service_id"], r["record_id"])], dict(r)
+        if sent > 1:
+            duplicates += 1
+            assert unknown.get(r["id"], 0) >= sent - 1, (
+                f"request {r['id']} went out {sent} times but its history notes {unknown.get(r['id'], 0)} "
+                "unknown outcomes"
+            )
+    states = Counter(r["status"] for r in rows)
+    return {**states, "calls": sum(calls.values()), "duplicates": duplicates, "unknown_noted": len(unknown)}
