@@ -149,9 +149,9 @@ async def database(admin: str, revision: str) -> AsyncIterator[str]:
     from gdpr_daemon.db.engine import make_engine
 
     name = f"gdpr_bench_{secrets.token_hex(4)}"
+    url = with_db(admin, name)
     conn = await asyncpg.connect(admin)
     await conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_db(admin, name)
     try:
         engine = make_engine(url, pool_size=1)
         await migrate.upgrade(engine, revision)

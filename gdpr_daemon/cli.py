@@ -74,7 +74,18 @@ async def cmd_run(args: argparse.Namespace) -> int:
             f"run --once: {report.submitted} submitted, {report.retry_later} to retry later, "
             f"{report.failed} failed, {report.rejected} rejected"
         )
+        if report.events.get("failed"):
+            print("run --once: the event pull failed (see the log); it resumes from the cursor next time",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_FAILURE
+        ev = report.events
+        if ev.get("skipped_locked"):
+            print("run --once: events: another process is pulling events now; skipped")
+        else:
+            print(f"run --once: events: {ev.get('stored', 0)} stored, {ev.get('quarantined', 0)} quarantined, "
+                  f"{ev.get('confirmed', 0)} requests confirmed, cursor {ev.get('cursor')}")  # fmt: skip
         return EXIT_OK
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -137,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     from gdpr_daemon.commands import requests as requests_commands
 
     requests_commands.add_parsers(sub)
+
+    from gdpr_daemon.commands.audit import add_events_parser, add_report_parser
+
+    add_events_parser(sub)
+    add_report_parser(sub)
     dpo_commands.add_parsers(sub)
 
     s = sub.add_parser("check", help="check config, database, schema and API login",

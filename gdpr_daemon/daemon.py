@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gdpr_daemon import sdnotify
+from gdpr_daemon.audit import EventPuller, PullJob, pull_logged
 from gdpr_daemon.config import ConfigError, Settings
 from gdpr_daemon.db import migrate
 from gdpr_daemon.db.engine import make_engine, safe_url
@@ -117,6 +119,9 @@ class Daemon:
         )
         self.services = ServiceDirectory(self.client.list_services)
         self.worker = QueueWorker(self.store, self.client, self.services, worker_settings(settings))
+        assert settings.api_base_url is not None
+        self.events = EventPuller(self.engine, self.client, account=settings.api_base_url, actor=settings.instance_name)
+        self.events_job: PullJob | None = None
         self.ready = asyncio.Event()
 
     async def _wait_for_database(self, stop: asyncio.Event) -> bool:
@@ -168,7 +173,7 @@ class Daemon:
         except db_errors() as exc:
             log.warning("database_unavailable", action="log overdue requests", error=type(exc).__name__)
 
-    def _scheduler(self) -> AsyncIOScheduler:
+    def _scheduler(self, stop: asyncio.Event) -> AsyncIOScheduler:
         s = self.settings
         scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         scheduler.add_job(self.worker.wake, "interval", seconds=s.queue_poll_interval_seconds, id="poll")
@@ -176,6 +181,10 @@ class Daemon:
         scheduler.add_job(
             self._refresh_services, "interval", seconds=s.queue_services_refresh_seconds, id="refresh-services"
         )
+        # One replica pulls at a time (advisory lock); the others skip the round.
+        self.events_job = PullJob(self.events, stop)
+        scheduler.add_job(self.events_job.run, "interval", seconds=s.events_pull_interval_seconds,
+                          id="events-pull", next_run_time=datetime.now(UTC))  # fmt: skip
         # Hourly; the database lets only the first call of each UTC day log, across replicas.
         scheduler.add_job(self._log_overdue, "interval", hours=1, id="log-overdue", next_run_time=datetime.now(UTC))
         return scheduler
@@ -225,7 +234,7 @@ class Daemon:
             await self._write_intake_settings()
             await self._reap()
             await self._refresh_services()
-            scheduler = self._scheduler()
+            scheduler = self._scheduler(stop)
             scheduler.start()
             listen_url = self.settings.database_listen_url or self.settings.database_url
             assert listen_url is not None
@@ -245,6 +254,8 @@ class Daemon:
             log.info("daemon_stopping")
             await asyncio.gather(worker, listener, return_exceptions=True)
             scheduler.shutdown(wait=False)
+            if self.events_job is not None:
+                await self.events_job.drain(self.settings.queue_shutdown_timeout_seconds)
         log.info("daemon_stopped", exit_code=exit_code)
         return exit_code
 
@@ -255,7 +266,15 @@ class Daemon:
             await self._write_intake_settings()
             await self._reap()
             await self.worker.run_once()
+            # After the submissions, so their confirming events come with this pull.
+            pulled = await pull_logged(self.events.pull)
         if self._own_engine:
             await self.engine.dispose()
         w = self.worker.recorder.written
-        return OnceReport(submitted=w["submitted"], retry_later=w["pending"], failed=w["failed"], rejected=w["rejected"])
+        return OnceReport(
+            submitted=w["submitted"],
+            retry_later=w["pending"],
+            failed=w["failed"],
+            rejected=w["rejected"],
+            events=dataclasses.asdict(pulled) if pulled else {"failed": True},
+        )

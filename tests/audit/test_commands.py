@@ -109,7 +109,7 @@ async def test_events_pull_command(sim, db_url, sim_url, log_file, pg):
                         rf"0 requests confirmed; cursor {last}\n", out)  # fmt: skip
     code, out = await run(db_url, sim_url, log_file, "events", "pull")
     assert code == 0  # its own login is the one new event
-    assert out.startswith("events pull: 1 pages, 1 events stored, 0 already stored") and f"cursor {last + 1}" in out
+    assert out.startswith("events pull: 1 page, 1 events stored, 0 already stored") and f"cursor {last + 1}" in out
     assert await pg.fetchval("SELECT count(*) FROM audit_events") == await pg.fetchval("SELECT max(event_id) FROM audit_events")
 
 
@@ -148,6 +148,7 @@ async def test_killed_pull_resumes_without_loss_or_duplicates(sim, db_url, sim_u
     assert await pg.fetchval("SELECT last_event_id FROM event_cursors") == last
 
 
+@pytest.mark.slow
 async def test_two_pull_processes_together(sim, db_url, sim_url, log_file, pg):
     """Two `events pull` processes started together both exit 0, and every event is stored once."""
     sim.state.add_events(8000)

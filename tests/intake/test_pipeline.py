@@ -35,10 +35,12 @@ async def test_happy_path_across_services(sim, settings_for, engine, pg):
         row = next(r for r in rows if r["id"] == rid)
         assert row["value"] is None, "the rectify value is erased once submitted"
         assert row["value_sha256"] == hashlib.sha256(value.encode()).hexdigest()
-    history = await pg.fetch("SELECT request_id, from_status, to_status FROM gdpr_request_log ORDER BY id")
+    history = await pg.fetch("SELECT request_id, from_status, to_status, detail FROM gdpr_request_log ORDER BY id")
     for rid in ids:
         steps = [(h["from_status"], h["to_status"]) for h in history if h["request_id"] == rid]
-        assert steps == [(None, "pending"), ("pending", "in_flight"), ("in_flight", "submitted")]
+        assert steps == [(None, "pending"), ("pending", "in_flight"), ("in_flight", "submitted"), ("submitted", "submitted")]
+        last = [h["detail"] for h in history if h["request_id"] == rid][-1]
+        assert last.startswith("confirmed by OwnBackup event "), "run --once pulled the confirming event"
 
 
 async def test_value_kept_when_erasure_disabled(sim, settings_for, engine, pg):
