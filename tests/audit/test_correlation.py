@@ -50,7 +50,7 @@ async def test_gdpr_events_confirm_submitted_requests(sim, sim_url, settings_for
                              "WHERE request_id = $1 ORDER BY id", rid)  # fmt: skip
         assert (log[-1]["from_status"], log[-1]["to_status"]) == ("submitted", "submitted")
         assert log[-1]["detail"] == f"confirmed by OwnBackup event {event['event_id']}"
-        assert log[-1]["actor"] == "test-puller"
+        assert log[-1]["actor"] == "test-daemon"
 
     again = await pull(engine, sim_url)
     assert again.confirmed == 0
