@@ -106,7 +106,11 @@ class OnceReport:
 class Daemon:
     def __init__(self, settings: Settings, *, engine: AsyncEngine | None = None) -> None:
         self.settings = settings
-        self.engine = engine or make_engine(settings.require_database(), pool_size=settings.database_pool_size)
+        self.engine = engine or make_engine(
+            settings.require_database(),
+            pool_size=settings.database_pool_size,
+            application_name=f"gdpr-daemon {settings.instance_name}",
+        )
         self._own_engine = engine is None
         self.token = secrets.token_hex(8)  # lease owner: random, never a host or pod name
         self.client = OwnBackupClient(client_config(settings))

@@ -102,14 +102,16 @@ class EventPuller:
         started = time.monotonic()
         async with self.store.pull_lock() as session:
             if session is None:
-                log.info("events_pull_skipped", reason="another process holds the pull lock")
+                log.debug("events_pull_skipped", reason="another process holds the pull lock")
                 return PullResult(skipped_locked=True)
             cursor = await session.cursor()
             result = await self._pages(session, cursor, stop)
             confirmed = await session.confirm_stored()
         result = replace(result, confirmed=result.confirmed + confirmed)
         metrics.LAST_PULL.set(time.time())
-        log.info("events_pulled", pages=result.pages, stored=result.stored, duplicates=result.duplicates,
+        # A round that found nothing new is routine: keep it out of the INFO log.
+        quiet = not (result.stored or result.quarantined or result.confirmed or result.stalled)
+        (log.debug if quiet else log.info)("events_pulled", pages=result.pages, stored=result.stored, duplicates=result.duplicates,
                  quarantined=result.quarantined, confirmed=result.confirmed, cursor=result.cursor,
                  stalled=result.stalled, stopped=result.stopped,
                  seconds=round(time.monotonic() - started, 3))  # fmt: skip

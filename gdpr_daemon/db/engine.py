@@ -32,7 +32,8 @@ def safe_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=True)
 
 
-def make_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, application_name: str = APPLICATION_NAME, **kwargs: Any) -> AsyncEngine:
+    """The pool; ``application_name`` shows in pg_stat_activity (which replica holds what)."""
     return create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
@@ -40,7 +41,7 @@ def make_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={
-            "server_settings": {"application_name": APPLICATION_NAME},
+            "server_settings": {"application_name": application_name[:63]},
             "timeout": 10,
             "command_timeout": 60,
         },
