@@ -25,7 +25,6 @@ import json
 import os
 import resource
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ import asyncpg
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SIM_EMAIL, SIM_PASSWORD, fresh_database, postgres, sim_control, simulator  # noqa: E402
+from common import SIM_EMAIL, SIM_PASSWORD, fresh_database, postgres, sim_control, simulator
 
 UNKNOWN_OUTCOME = ("outcome unknown", "lease had expired")
 

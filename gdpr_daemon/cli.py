@@ -153,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_events_parser(sub)
     add_report_parser(sub)
+
+    from gdpr_daemon.commands import integrity as integrity_commands
+
+    integrity_commands.add_parsers(sub)
     dpo_commands.add_parsers(sub)
 
     s = sub.add_parser("check", help="check config, database, schema and API login",

@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -31,6 +31,7 @@ from gdpr_daemon.intake.overdue import log_overdue
 from gdpr_daemon.intake.services import ServiceDirectory
 from gdpr_daemon.intake.worker import QueueWorker, WorkerSettings, db_errors
 from gdpr_daemon.logging import get_logger
+from gdpr_daemon.retention import run_purge
 from gdpr_daemon.ownbackup import ClientConfig, Endpoints, OAuthAuth, OwnBackupClient, SessionAuth
 
 log = get_logger(__name__)
@@ -177,6 +178,9 @@ class Daemon:
         except db_errors() as exc:
             log.warning("database_unavailable", action="log overdue requests", error=type(exc).__name__)
 
+    async def _purge(self) -> None:
+        await run_purge(self.engine, self.settings, actor=self.settings.instance_name)
+
     def _scheduler(self, stop: asyncio.Event) -> AsyncIOScheduler:
         s = self.settings
         scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
@@ -189,6 +193,8 @@ class Daemon:
         self.events_job = PullJob(self.events, stop)
         scheduler.add_job(self.events_job.run, "interval", seconds=s.events_pull_interval_seconds,
                           id="events-pull", next_run_time=datetime.now(UTC))  # fmt: skip
+        scheduler.add_job(self._purge, "interval", hours=s.retention_purge_interval_hours,
+                          id="retention-purge", next_run_time=datetime.now(UTC) + timedelta(minutes=1))  # fmt: skip
         # Hourly; the database lets only the first call of each UTC day log, across replicas.
         scheduler.add_job(self._log_overdue, "interval", hours=1, id="log-overdue", next_run_time=datetime.now(UTC))
         return scheduler

@@ -92,6 +92,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         sys.stderr.write(f"\nleak scan: {len(files)} log files, {size} bytes, no secret or rectify value found\n")
 
 
+@pytest.fixture(autouse=True)
+def _suite_logging(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Whatever a test did to the logging set-up, the next one logs into the suite's file again."""
+    yield
+    stream = getattr(request.config, "_gdpr_log_stream", None)
+    if stream is not None and not stream.closed:
+        glog.configure("json", "debug", stream=stream)
+
+
 @pytest.fixture
 def log_file() -> Path:
     """Where a subprocess started by a test should send its stderr (scanned at the end)."""

@@ -162,7 +162,7 @@ def run_main(monkeypatch: pytest.MonkeyPatch, argv: list[str], **env: str) -> in
         ({"GDPR_DAEMON_OWNBACKUP_EMAIL": ""}, "ownbackup_email (GDPR_DAEMON_OWNBACKUP_EMAIL) is not set"),
     ],
 )  # fmt: skip
-def test_more_bad_configuration_exits_2(monkeypatch, capsys, env, needle):
+def test_more_bad_configuration_exits_2(monkeypatch, capsys, keep_suite_logging, env, needle):
     """More bad settings: exit 2 with one line naming the key and why, and no secret in it."""
     assert run_main(monkeypatch, ["run", "--once"], **env) == 2
     out, err = capsys.readouterr()
@@ -170,7 +170,7 @@ def test_more_bad_configuration_exits_2(monkeypatch, capsys, env, needle):
     assert SIM_PASSWORD not in err + out
 
 
-def test_config_file_not_toml(monkeypatch, capsys, tmp_path):
+def test_config_file_not_toml(monkeypatch, capsys, keep_suite_logging, tmp_path):
     """A configuration file that is not TOML exits 2 naming the file."""
     cfg = tmp_path / "gdpr.toml"
     cfg.write_text("[queue\nconcurrency = 4\n")

@@ -179,7 +179,7 @@ def cli(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def test_cli_purge_and_verify(db_url, pg, monkeypatch, capsys):
+async def test_cli_purge_and_verify(db_url, pg, monkeypatch, capsys, keep_suite_logging):
     """`purge --dry-run` counts, `purge` acts, `audit verify` prints OK lines and exits 0, or 1 naming the row."""
     monkeypatch.setenv("GDPR_DAEMON_DATABASE_URL", db_url)
     ids = await insert_forget(pg, 1001, 2)
