@@ -31,8 +31,8 @@ from gdpr_daemon.intake.overdue import log_overdue
 from gdpr_daemon.intake.services import ServiceDirectory
 from gdpr_daemon.intake.worker import QueueWorker, WorkerSettings, db_errors
 from gdpr_daemon.logging import get_logger
-from gdpr_daemon.retention import run_purge
 from gdpr_daemon.ownbackup import ClientConfig, Endpoints, OAuthAuth, OwnBackupClient, SessionAuth
+from gdpr_daemon.retention import run_purge
 
 log = get_logger(__name__)
 
@@ -125,7 +125,16 @@ class Daemon:
         self.services = ServiceDirectory(self.client.list_services)
         self.worker = QueueWorker(self.store, self.client, self.services, worker_settings(settings))
         assert settings.api_base_url is not None
-        self.events = EventPuller(self.engine, self.client, account=settings.api_base_url, actor=settings.instance_name)
+        # The pull holds a session-level advisory lock, which a transaction-mode pooler
+        # breaks: like LISTEN, it uses the direct connection when one is configured.
+        self.direct_engine: AsyncEngine | None = None
+        if settings.database_listen_url and settings.database_listen_url != settings.database_url:
+            self.direct_engine = make_engine(
+                settings.database_listen_url, pool_size=1, application_name=f"gdpr-daemon {settings.instance_name}"
+            )
+        self.events = EventPuller(
+            self.direct_engine or self.engine, self.client, account=settings.api_base_url, actor=settings.instance_name
+        )
         self.events_job: PullJob | None = None
         self.ready = asyncio.Event()
 
@@ -236,6 +245,8 @@ class Daemon:
                 await notifier
             if self._own_engine:
                 await self.engine.dispose()
+            if self.direct_engine is not None:
+                await self.direct_engine.dispose()
 
     async def _serve(self, stop: asyncio.Event) -> int:
         async with self.client:
@@ -280,6 +291,8 @@ class Daemon:
             pulled = await pull_logged(self.events.pull)
         if self._own_engine:
             await self.engine.dispose()
+        if self.direct_engine is not None:
+            await self.direct_engine.dispose()
         w = self.worker.recorder.written
         return OnceReport(
             submitted=w["submitted"],

@@ -26,7 +26,14 @@ from gdpr_daemon.db.tables import FAILED, FORGET, PENDING, REJECTED, SUBMITTED
 from gdpr_daemon.intake.services import ServiceDirectory
 from gdpr_daemon.intake.validate import problem
 from gdpr_daemon.logging import get_logger
-from gdpr_daemon.ownbackup import AuthenticationError, OwnBackupError, PermanentError, RetryPolicy
+from gdpr_daemon.ownbackup import (
+    AuthenticationError,
+    BadAnswer,
+    OwnBackupError,
+    PermanentError,
+    RequestTimeout,
+    RetryPolicy,
+)
 
 log = get_logger(__name__)
 
@@ -356,12 +363,15 @@ class QueueWorker:
     def _retry_or_fail(
         self, req: ClaimedRequest, message: str, exc: BaseException | None, *, never_fail: bool = False
     ) -> Outcome:
+        # The call may have been carried out although we never saw the answer: say so, so
+        # that a second submission of the same request is explained in its history.
+        unknown = " (outcome unknown, OwnBackup may have carried it out)" if isinstance(exc, RequestTimeout | BadAnswer) else ""
         if req.attempts >= self.settings.max_attempts and not never_fail:
             error = f"{message} (gave up after {req.attempts} attempts; retry with `gdpr-daemon requests retry {req.id}`)"
-            return Outcome(req.id, FAILED, f"attempt {req.attempts} failed, no attempts left: {message}", error=error)
+            return Outcome(req.id, FAILED, f"attempt {req.attempts} failed{unknown}, no attempts left: {message}", error=error)
         delay = self.retry.delay(req.attempts, exc, self.rng)
         return Outcome(
-            req.id, PENDING, f"attempt {req.attempts} failed: {message}; next attempt in {delay:.0f} s",
+            req.id, PENDING, f"attempt {req.attempts} failed{unknown}: {message}; next attempt in {delay:.0f} s",
             error=message, retry_in=delay,
         )  # fmt: skip
 

@@ -134,14 +134,19 @@ async def test_metrics_queue_depth_matches_the_table(server, pg):
     await insert_forget(pg, 1002, 3, prefix="004")
     await pg.execute("UPDATE gdpr_requests SET status = 'cancelled' WHERE id IN (SELECT id FROM gdpr_requests LIMIT 2)")
     await pg.execute(
-        "UPDATE gdpr_requests SET created_at = now() - interval '1 hour', due_at = now() - interval '1 day' "
+        "UPDATE gdpr_requests SET created_at = now() - interval '1 hour' "
         "WHERE id = (SELECT min(id) FROM gdpr_requests WHERE status = 'pending')"
+    )
+    # Deadlines never move earlier (a trigger refuses it): an overdue request is one received long ago.
+    await pg.execute(
+        "INSERT INTO gdpr_requests (request_type, service_id, table_name, record_id, received_at) "
+        "VALUES ('forget', 1001, 'Contact', 'late', now() - interval '40 days')"
     )
     status, text = await get(server, "/metrics")
     assert status == 200
     got = samples(text)
     pending = await pg.fetchval("SELECT count(*) FROM gdpr_requests WHERE status = 'pending'")
-    assert pending == 8
+    assert pending == 9
     assert got[("gdpr_daemon_queue_depth", ())] == pending
     by_status = dict(await pg.fetch("SELECT status, count(*) FROM gdpr_requests GROUP BY 1"))
     for s in STATUSES:

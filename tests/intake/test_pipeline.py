@@ -149,6 +149,7 @@ async def test_timeout_is_retried(sim, settings_for, engine, pg):
         stop.set()
         await asyncio.wait_for(task, 15)
     assert "did not answer" in detail and "next attempt in" in detail
+    assert "outcome unknown" in detail, "a timed-out call may have been carried out; the history says so"
 
 
 async def test_failing_service_exhausts_attempts(sim, settings_for, engine, pg):

@@ -120,6 +120,8 @@ MALFORMED = [
     ("hang_past_timeout", FaultConfig(hang_ms=2500, hang_rate=1.0), "did not answer gdpr_"),
     ("html_5xx", FaultConfig(rate_5xx=1.0, seed=1), "OwnBackup answered 50"),
 ]  # fmt: skip
+# The call may have been carried out although no usable answer came back.
+OUTCOME_UNKNOWN = {"truncated_json", "html_200", "missing_id", "hang_past_timeout"}
 
 
 @pytest.mark.parametrize(("mode", "faults", "sentence"), MALFORMED, ids=[m[0] for m in MALFORMED])
@@ -142,8 +144,10 @@ async def test_bad_api_answers_end_in_a_clear_last_error(sim, settings_for, engi
             assert "gave up after 2 attempts" in r["last_error"] and "\n" not in r["last_error"]
             assert "PII-VALUE" not in r["last_error"]
         history = await pg.fetch("SELECT detail FROM gdpr_request_log WHERE request_id = $1 ORDER BY id", ids[0])
-        assert [h["detail"].split(":")[0] for h in history[-3:]] == [
-            "attempt 1 failed", "claimed for attempt 2", "attempt 2 failed, no attempts left"]  # fmt: skip
+        steps = [h["detail"].split(":")[0] for h in history[-3:]]
+        unknown = " (outcome unknown, OwnBackup may have carried it out)" if mode in OUTCOME_UNKNOWN else ""
+        assert steps == [f"attempt 1 failed{unknown}", "claimed for attempt 2",
+                         f"attempt 2 failed{unknown}, no attempts left"]  # fmt: skip
         sim.faults = FaultConfig()
         (ok,) = await insert_forget(pg, 1001, 1, prefix=f"OK{secrets.token_hex(2)}")
         await wait_until(lambda: pg.fetchval("SELECT status = 'submitted' FROM gdpr_requests WHERE id = $1", ok),
