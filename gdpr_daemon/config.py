@@ -210,7 +210,7 @@ class Settings(BaseModel):
     def _address(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        host, sep, port = v.rpartition(":")
+        _host, sep, port = v.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError("must be host:port, like 0.0.0.0:8080")
         return v

@@ -28,8 +28,9 @@ from gdpr_daemon.db.queue import QueueStore
 from gdpr_daemon.health import HealthServer, lifecycle_check
 from gdpr_daemon.intake.listener import listen
 from gdpr_daemon.intake.overdue import log_overdue
+from gdpr_daemon.intake.recorder import db_errors
 from gdpr_daemon.intake.services import ServiceDirectory
-from gdpr_daemon.intake.worker import QueueWorker, WorkerSettings, db_errors
+from gdpr_daemon.intake.worker import QueueWorker, WorkerSettings
 from gdpr_daemon.logging import get_logger
 from gdpr_daemon.ownbackup import ClientConfig, Endpoints, OAuthAuth, OwnBackupClient, SessionAuth
 from gdpr_daemon.retention import run_purge

@@ -51,24 +51,71 @@ def demo_batch(n: int, rng: random.Random) -> list[NewRequest]:
     for i in range(n):
         service = normal_services[i % len(normal_services)]
         table = TABLES[i % len(TABLES)]
-        record_id = "00" + secrets.choice("3Q5") + "5g00000" + "".join(rng.choices("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789", k=8))
+        suffix = "".join(rng.choices("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789", k=8))
+        record_id = "00" + secrets.choice("3Q5") + "5g00000" + suffix
         ref = f"DSR-2026-{1000 + i}"
         if i % 3 == 2:
             field = FIELDS[i % len(FIELDS)]
-            value = f"{NAMES[i % len(NAMES)].lower()}.{rng.randint(10, 99)}@example.org" if field == "Email" else f"demo value {i}"
-            batch.append(NewRequest("rectify", service, table, record_id, field=field, value=value,
-                                    comment=f"Art. 16 request, case {ref}", external_ref=ref, requested_by="demo-dpo"))  # fmt: skip
+            email = f"{NAMES[i % len(NAMES)].lower()}.{rng.randint(10, 99)}@example.org"
+            value = email if field == "Email" else f"demo value {i}"
+            batch.append(
+                NewRequest(
+                    "rectify",
+                    service,
+                    table,
+                    record_id,
+                    field=field,
+                    value=value,
+                    comment=f"Art. 16 request, case {ref}",
+                    external_ref=ref,
+                    requested_by="demo-dpo",
+                )
+            )
         else:
-            batch.append(NewRequest("forget", service, table, record_id, comment=f"Art. 17 request, case {ref}",
-                                    external_ref=ref, requested_by="demo-dpo"))  # fmt: skip
+            batch.append(
+                NewRequest(
+                    "forget",
+                    service,
+                    table,
+                    record_id,
+                    comment=f"Art. 17 request, case {ref}",
+                    external_ref=ref,
+                    requested_by="demo-dpo",
+                )
+            )
     # What going wrong looks like:
-    batch.append(NewRequest("forget", UNKNOWN_SERVICE, "Contact", "0035g00000TYPO01", external_ref="DSR-2026-wrong-service",
-                            comment="service id mistyped by the DPO", requested_by="demo-dpo"))  # fmt: skip
-    batch.append(NewRequest("forget", 1001, "Contact Person", "0035g00000BADTBL", external_ref="DSR-2026-bad-table",
-                            comment="object label instead of API name", requested_by="demo-dpo"))  # fmt: skip
+    batch.append(
+        NewRequest(
+            "forget",
+            UNKNOWN_SERVICE,
+            "Contact",
+            "0035g00000TYPO01",
+            external_ref="DSR-2026-wrong-service",
+            comment="service id mistyped by the DPO",
+            requested_by="demo-dpo",
+        )
+    )
+    batch.append(
+        NewRequest(
+            "forget",
+            1001,
+            "Contact Person",
+            "0035g00000BADTBL",
+            external_ref="DSR-2026-bad-table",
+            comment="object label instead of API name",
+            requested_by="demo-dpo",
+        )
+    )
     batch += [
-        NewRequest("forget", FAILING_SERVICE, "Contact", f"0035g00000FAIL{k:02d}", external_ref=f"DSR-2026-outage-{k}",
-                   comment="this service's API is down in the demo", requested_by="demo-dpo")  # fmt: skip
+        NewRequest(
+            "forget",
+            FAILING_SERVICE,
+            "Contact",
+            f"0035g00000FAIL{k:02d}",
+            external_ref=f"DSR-2026-outage-{k}",
+            comment="this service's API is down in the demo",
+            requested_by="demo-dpo",
+        )
         for k in range(2)
     ]
     return batch
@@ -91,15 +138,23 @@ async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
     password = secrets.token_urlsafe(16)
     sim = Simulator(
         SimulatorConfig(email="dpo@example.com", password=password, services=6, seed=2026),
-        faults=FaultConfig(failing_services=frozenset({FAILING_SERVICE}), rate_429=0.08, retry_after_s=0,
-                           latency_ms=15, latency_jitter_ms=25, seed=2026),  # fmt: skip
+        faults=FaultConfig(
+            failing_services=frozenset({FAILING_SERVICE}),
+            rate_429=0.08,
+            retry_after_s=0,
+            latency_ms=15,
+            latency_jitter_ms=25,
+            seed=2026,
+        ),
     )
     engine = make_engine(url, pool_size=5)
     try:
         async with sim.serve(host="127.0.0.1", port=0) as sim_url:
-            _say(f"2. OwnBackup simulator listening at {sim_url} (6 services; service {FAILING_SERVICE} "
-                 "answers 500 to every GDPR call, 8% of calls get 429)")  # fmt: skip
-            before, after = await migrate.upgrade(engine)
+            _say(
+                f"2. OwnBackup simulator listening at {sim_url} (6 services; service {FAILING_SERVICE} "
+                "answers 500 to every GDPR call, 8% of calls get 429)"
+            )
+            _before, after = await migrate.upgrade(engine)
             _say(f"3. schema migrated to revision {after}")
             rng = random.Random(2026)
             batch = demo_batch(requests, rng)
@@ -108,11 +163,21 @@ async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
             _say(f"4. {len(batch)} requests enqueued in gdpr_requests (like a DPO's INSERTs)")
             tools = await _dpo_tools(engine)
             settings = load_settings(
-                None, environ={}, database_url=url, ownbackup_url=sim_url, ownbackup_email="dpo@example.com",
-                ownbackup_password=password, intake_require_approval=True, queue_max_attempts=3, queue_backoff_base_seconds=0.3,
-                queue_backoff_max_seconds=1.0, queue_poll_interval_seconds=0.5, instance_name="demo-daemon",
-                log_format="console", log_level="error",
-            )  # fmt: skip
+                None,
+                environ={},
+                database_url=url,
+                ownbackup_url=sim_url,
+                ownbackup_email="dpo@example.com",
+                ownbackup_password=password,
+                intake_require_approval=True,
+                queue_max_attempts=3,
+                queue_backoff_base_seconds=0.3,
+                queue_backoff_max_seconds=1.0,
+                queue_poll_interval_seconds=0.5,
+                instance_name="demo-daemon",
+                log_format="console",
+                log_level="error",
+            )
             daemon = Daemon(settings, engine=engine)
             stop = asyncio.Event()
             task = asyncio.create_task(daemon.run(stop), name="demo-daemon")
@@ -133,56 +198,107 @@ async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
             rows = await list_requests(engine, limit=10_000)
             rows.reverse()
             _say("\n6. what happened:\n")
-            print(render.table(rows, [
-                ("id", "ID"), ("request_type", "TYPE"), ("service_id", "SERVICE"), ("table_name", "TABLE"),
-                ("status", "STATUS"), ("ownbackup_request_id", "OWNBACKUP ID"), ("attempts", "TRIES"),
-                ("external_ref", "CASE"), ("last_error", "ERROR"),
-            ], max_width=110))  # fmt: skip
+            print(
+                render.table(
+                    rows,
+                    [
+                        ("id", "ID"),
+                        ("request_type", "TYPE"),
+                        ("service_id", "SERVICE"),
+                        ("table_name", "TABLE"),
+                        ("status", "STATUS"),
+                        ("ownbackup_request_id", "OWNBACKUP ID"),
+                        ("attempts", "TRIES"),
+                        ("external_ref", "CASE"),
+                        ("last_error", "ERROR"),
+                    ],
+                    max_width=110,
+                )
+            )
             counts = await status_counts(engine)
             _say("\n   " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
             failed = next((r for r in rows if r["status"] == "failed"), None)
             if failed:
                 _, history = await get_request(engine, failed["id"])
                 _say(f"\n   the history of request {failed['id']} (gdpr_request_log), as auditors see it:")
-                print(render.table(history, [("at", "AT"), ("from_status", "FROM"), ("to_status", "TO"),
-                                             ("actor", "BY"), ("detail", "DETAIL")], max_width=110))  # fmt: skip
+                print(
+                    render.table(
+                        history,
+                        [
+                            ("at", "AT"),
+                            ("from_status", "FROM"),
+                            ("to_status", "TO"),
+                            ("actor", "BY"),
+                            ("detail", "DETAIL"),
+                        ],
+                        max_width=110,
+                    )
+                )
             await _show_tools(engine, tools)
             _summary_hint(rows, keep, url)
     finally:
         await engine.dispose()
         if not keep:
             server.stop()
-    _say(f"\ndone in {time.monotonic() - started:.1f} s; "
-         + ("the embedded Postgres is still running (--keep)." if keep else "embedded Postgres stopped and removed."))  # fmt: skip
+    ending = "the embedded Postgres is still running (--keep)." if keep else "embedded Postgres stopped and removed."
+    _say(f"\ndone in {time.monotonic() - started:.1f} s; {ending}")
     return 0
 
 
 async def _dpo_tools(engine: Any) -> dict[str, Any]:
     """The DPO's everyday tools: a late request, an extended deadline, four eyes."""
-    late = NewRequest("forget", FAILING_SERVICE, "Contact", "0035g00000LATE01", external_ref="DSR-2026-late",
-                      comment="entered late; its service's API is down", requested_by="demo-dpo",
-                      received_at=datetime.now(UTC) - timedelta(days=40))  # fmt: skip
-    complex_case = NewRequest("forget", 1001, "Account", "0015g00000CMPLX1", external_ref="DSR-2026-complex",
-                              comment="many related records", requested_by="demo-dpo")  # fmt: skip
+    late = NewRequest(
+        "forget",
+        FAILING_SERVICE,
+        "Contact",
+        "0035g00000LATE01",
+        external_ref="DSR-2026-late",
+        comment="entered late; its service's API is down",
+        requested_by="demo-dpo",
+        received_at=datetime.now(UTC) - timedelta(days=40),
+    )
+    complex_case = NewRequest(
+        "forget",
+        1001,
+        "Account",
+        "0015g00000CMPLX1",
+        external_ref="DSR-2026-complex",
+        comment="many related records",
+        requested_by="demo-dpo",
+    )
     async with engine.begin() as conn:
         late_id, complex_id = await insert_requests(conn, [late, complex_case])
-    extension = await extend_deadline(engine, complex_id, months=2, actor="demo-dpo",
-                                      reason="complex request: related records in several orgs")  # fmt: skip
+    extension = await extend_deadline(
+        engine, complex_id, months=2, actor="demo-dpo", reason="complex request: related records in several orgs"
+    )
     # Four eyes on: the next request waits for a second person.
     await write_intake_settings(engine, require_approval=True, holidays=None, authoritative=True)
     async with engine.begin() as conn:
-        (approval_id,) = await insert_requests(conn, [NewRequest(
-            "forget", 1002, "Lead", "00Q5g00000EYES01", external_ref="DSR-2026-four-eyes",
-            comment="entered with four eyes on", requested_by="demo-dpo")])  # fmt: skip
+        (approval_id,) = await insert_requests(
+            conn,
+            [
+                NewRequest(
+                    "forget",
+                    1002,
+                    "Lead",
+                    "00Q5g00000EYES01",
+                    external_ref="DSR-2026-four-eyes",
+                    comment="entered with four eyes on",
+                    requested_by="demo-dpo",
+                )
+            ],
+        )
     try:
         await approve_requests(engine, [approval_id], actor="demo-dpo")
         refusal = "(not refused?)"
     except RequestError as exc:
         refusal = str(exc).splitlines()[0]
     await approve_requests(engine, [approval_id], actor="demo-second-dpo")
-    _say(f"   DPO tools: request {complex_id}'s deadline extended to {extension.due_at:%Y-%m-%d}; request "
-         f"{approval_id} entered with four eyes on and approved by a second person; request {late_id} "
-         "entered 40 days late")  # fmt: skip
+    _say(
+        f"   DPO tools: request {complex_id}'s deadline extended to {extension.due_at:%Y-%m-%d}; request "
+        f"{approval_id} entered with four eyes on and approved by a second person; request {late_id} "
+        "entered 40 days late"
+    )
     return {"late": late_id, "extended": complex_id, "approved": approval_id, "refusal": refusal}
 
 
@@ -198,9 +314,11 @@ async def _show_tools(engine: Any, tools: dict[str, Any]) -> None:
     ext = next(h for h in history if h["detail"].startswith("deadline extended"))
     _say(f"\n   deadline extension (request {tools['extended']}), kept in its history:\n     {ext['detail']}")
     overdue = await list_requests(engine, overdue=True)
-    _say(f"\n   overdue: {len(overdue)} request(s) past their deadline and not submitted "
-         "(`gdpr-daemon requests list --overdue`;\n   "
-         "logged once a day, metric gdpr_daemon_requests_overdue):")  # fmt: skip
+    _say(
+        f"\n   overdue: {len(overdue)} request(s) past their deadline and not submitted "
+        "(`gdpr-daemon requests list --overdue`;\n   "
+        "logged once a day, metric gdpr_daemon_requests_overdue):"
+    )
     for r in overdue:
         _say(f"     request {r['id']}: {r['status']}, due {r['due_at']:%Y-%m-%d}, case {r['external_ref']}")
 
@@ -208,7 +326,9 @@ async def _show_tools(engine: Any, tools: dict[str, Any]) -> None:
 def _summary_hint(rows: list[dict[str, Any]], keep: bool, url: str) -> None:
     rectified = [r for r in rows if r["request_type"] == "rectify" and r["status"] == "submitted"]
     if rectified:
-        _say(f"\n   the {len(rectified)} submitted rectify values were erased from gdpr_requests; "
-             "only their SHA-256 digests remain (value_sha256).")  # fmt: skip
+        _say(
+            f"\n   the {len(rectified)} submitted rectify values were erased from gdpr_requests; "
+            "only their SHA-256 digests remain (value_sha256)."
+        )
     if keep:
         _say(f"   explore it: psql '{url}'")

@@ -7,8 +7,12 @@ which repeats the row (and so the personal data) that was refused.
 from __future__ import annotations
 
 CONSTRAINTS = {
-    "purged_request_stays_finished": "the request's personal fields were purged after the retention period; enter it again as a new request",
-    "gdpr_request_log_append_only": "the request history is append-only; rows leave it only through the retention purge",
+    "purged_request_stays_finished": (
+        "the request's personal fields were purged after the retention period; enter it again as a new request"
+    ),
+    "gdpr_request_log_append_only": (
+        "the request history is append-only; rows leave it only through the retention purge"
+    ),
     "audit_events_append_only": "the account event log is append-only; rows leave it only through the retention purge",
     "external_ref_not_blank": "external_ref is empty or only white space; leave it out or give the case id",
     "gdpr_requests_external_ref_key": "external_ref is already used by another request; each case needs its own",

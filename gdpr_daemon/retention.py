@@ -17,7 +17,7 @@ log = get_logger(__name__)
 
 async def run_purge(engine: AsyncEngine, settings: Settings, *, actor: str) -> PurgeResult | None:
     """Apply retention_days and retention_history_days once; None if the database failed."""
-    from gdpr_daemon.intake.worker import db_errors
+    from gdpr_daemon.intake.recorder import db_errors
 
     if settings.retention_days == 0 and settings.retention_history_days == 0:
         return None

@@ -111,7 +111,8 @@ class EventPuller:
         metrics.LAST_PULL.set(time.time())
         # A round that found nothing new is routine: keep it out of the INFO log.
         quiet = not (result.stored or result.quarantined or result.confirmed or result.stalled)
-        (log.debug if quiet else log.info)("events_pulled", pages=result.pages, stored=result.stored, duplicates=result.duplicates,
+        (log.debug if quiet else log.info)("events_pulled", pages=result.pages, stored=result.stored,
+                 duplicates=result.duplicates,
                  quarantined=result.quarantined, confirmed=result.confirmed, cursor=result.cursor,
                  stalled=result.stalled, stopped=result.stopped,
                  seconds=round(time.monotonic() - started, 3))  # fmt: skip

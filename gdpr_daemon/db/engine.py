@@ -32,7 +32,9 @@ def safe_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=True)
 
 
-def make_engine(url: str, *, pool_size: int = 10, application_name: str = APPLICATION_NAME, **kwargs: Any) -> AsyncEngine:
+def make_engine(
+    url: str, *, pool_size: int = 10, application_name: str = APPLICATION_NAME, **kwargs: Any
+) -> AsyncEngine:
     """The pool; ``application_name`` shows in pg_stat_activity (which replica holds what)."""
     return create_async_engine(
         sqlalchemy_url(url),

@@ -149,7 +149,8 @@ WITH x AS (
     UPDATE gdpr_requests r
     SET status = CASE WHEN r.attempts >= :max_attempts THEN 'failed' ELSE 'pending' END,
         last_error = CASE WHEN r.attempts >= :max_attempts
-            THEN 'The outcome of attempt ' || r.attempts || ' is unknown (the process holding it stopped) and no attempts are left; retry it with `gdpr-daemon requests retry ' || r.id || '`.'
+            THEN 'The outcome of attempt ' || r.attempts || ' is unknown (the process holding it stopped)'
+                 || ' and no attempts are left; retry it with `gdpr-daemon requests retry ' || r.id || '`.'
             ELSE r.last_error END,
         next_attempt_at = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
     FROM x WHERE r.id = x.id

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from gdpr_daemon import metrics
 from gdpr_daemon.db.queue import ClaimedRequest, Outcome, QueueStore
 from gdpr_daemon.db.tables import FAILED, FORGET, PENDING, REJECTED, SUBMITTED
+from gdpr_daemon.intake.recorder import Recorder, db_errors
 from gdpr_daemon.intake.services import ServiceDirectory
 from gdpr_daemon.intake.validate import problem
 from gdpr_daemon.logging import get_logger
@@ -68,74 +69,6 @@ class WorkerSettings:
     shutdown_timeout: float = 20.0
     backoff_base: float = 5.0
     backoff_max: float = 900.0
-
-
-def db_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean 'the database is unavailable right now'."""
-    import asyncpg
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    return (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-            DBAPIError, OperationalError, InterfaceError, asyncio.TimeoutError)  # fmt: skip
-
-
-class Recorder:
-    """Group commit of outcomes: whatever finished since the last write goes in the next."""
-
-    def __init__(self, store: QueueStore, *, on_retry_due: Any = None) -> None:
-        self.store = store
-        self._pending: list[Outcome] = []
-        self._have = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._on_retry_due = on_retry_due
-        self.written = Counter[str]()
-
-    def put(self, outcome: Outcome) -> None:
-        self._pending.append(outcome)
-        self._idle.clear()
-        self._have.set()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Write outcomes as they come; after ``stop``, write what is left and return."""
-        backoff = 0.2
-        while True:
-            if not self._pending:
-                self._idle.set()
-                if stop.is_set():
-                    return
-                self._have.clear()
-                waits = [asyncio.ensure_future(self._have.wait()), asyncio.ensure_future(stop.wait())]
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                for w in waits:
-                    w.cancel()
-                continue
-            batch, self._pending = self._pending[:1000], self._pending[1000:]
-            try:
-                _applied, late = await self.store.record(batch)
-            except db_errors() as exc:
-                self._pending[:0] = batch
-                log.warning("database_unavailable", action="record outcomes",
-                            error=type(exc).__name__, retry_in=round(backoff, 1))  # fmt: skip
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            backoff = 0.2
-            for o in batch:
-                self.written[o.status] += 1
-                if o.status == PENDING and self._on_retry_due is not None:
-                    self._on_retry_due(o.retry_in)
-            if late:
-                metrics.SUBMISSIONS.labels(outcome="late").inc(late)
-                log.warning("late_outcomes", count=late,
-                            hint="a lease expired before the answer came; the history notes each")  # fmt: skip
-
-    async def flushed(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
 
 
 class QueueWorker:
@@ -365,10 +298,14 @@ class QueueWorker:
     ) -> Outcome:
         # The call may have been carried out although we never saw the answer: say so, so
         # that a second submission of the same request is explained in its history.
-        unknown = " (outcome unknown, OwnBackup may have carried it out)" if isinstance(exc, RequestTimeout | BadAnswer) else ""
+        unknown = ""
+        if isinstance(exc, RequestTimeout | BadAnswer):
+            unknown = " (outcome unknown, OwnBackup may have carried it out)"
         if req.attempts >= self.settings.max_attempts and not never_fail:
-            error = f"{message} (gave up after {req.attempts} attempts; retry with `gdpr-daemon requests retry {req.id}`)"
-            return Outcome(req.id, FAILED, f"attempt {req.attempts} failed{unknown}, no attempts left: {message}", error=error)
+            retry = f"retry with `gdpr-daemon requests retry {req.id}`"
+            error = f"{message} (gave up after {req.attempts} attempts; {retry})"
+            detail = f"attempt {req.attempts} failed{unknown}, no attempts left: {message}"
+            return Outcome(req.id, FAILED, detail, error=error)
         delay = self.retry.delay(req.attempts, exc, self.rng)
         return Outcome(
             req.id, PENDING, f"attempt {req.attempts} failed{unknown}: {message}; next attempt in {delay:.0f} s",
@@ -402,7 +339,9 @@ class QueueWorker:
             await asyncio.wait(list(self._tasks.values()), timeout=1.0)
         await self._release(unstarted, started=False, detail="released unstarted at shutdown")
         await self._release(
-            cut, started=True, detail="call cut off at shutdown after the drain bound: outcome unknown, it will be submitted again"
+            cut,
+            started=True,
+            detail="call cut off at shutdown after the drain bound: outcome unknown, it will be submitted again",
         )
         await self.recorder.flushed(max(deadline - time.monotonic(), 2.0))
 
