@@ -73,6 +73,14 @@ class WorkerSettings:
 
 PREFETCH = 4  # claims held, in multiples of concurrency
 
+# Per outcome: the log event and the metric child (looked up once, not per request).
+_OUTCOMES = {
+    SUBMITTED: ("request_submitted", metrics.SUBMISSIONS.labels(outcome="submitted")),
+    PENDING: ("request_retry_scheduled", metrics.SUBMISSIONS.labels(outcome="retry")),
+    FAILED: ("request_failed", metrics.SUBMISSIONS.labels(outcome="failed")),
+    REJECTED: ("request_rejected", metrics.SUBMISSIONS.labels(outcome="rejected")),
+}
+
 
 class QueueWorker:
     def __init__(
@@ -236,23 +244,22 @@ class QueueWorker:
     # ---- one request ------------------------------------------------------------------
 
     async def _work(self, req: ClaimedRequest) -> None:
-        bound = log.bind(request_id=req.id, service_id=req.service_id, attempt=req.attempts)
+        ids = {"request_id": req.id, "service_id": req.service_id, "attempt": req.attempts}
         try:
             outcome = await self._attempt(req)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not lose the request or stop the daemon
-            bound.exception("internal_error")
+            log.exception("internal_error", **ids)
             outcome = self._retry_or_fail(req, f"internal error in gdpr-daemon ({type(exc).__name__})", None)
-        metrics.SUBMISSIONS.labels(outcome="retry" if outcome.status == PENDING else outcome.status).inc()
-        event = {SUBMITTED: "request_submitted", PENDING: "request_retry_scheduled",
-                 FAILED: "request_failed", REJECTED: "request_rejected"}[outcome.status]  # fmt: skip
+        event, counter = _OUTCOMES[outcome.status]
+        counter.inc()
         if outcome.status == SUBMITTED:
-            bound.info(event, ownbackup_request_id=outcome.ownbackup_request_id)
+            log.info(event, **ids, ownbackup_request_id=outcome.ownbackup_request_id)
         elif outcome.status == PENDING:
-            bound.info(event, error=outcome.error, retry_in=round(outcome.retry_in, 1))
+            log.info(event, **ids, error=outcome.error, retry_in=round(outcome.retry_in, 1))
         else:
-            bound.warning(event, error=outcome.error)
+            log.warning(event, **ids, error=outcome.error)
         self.recorder.put(outcome)
 
     async def _attempt(self, req: ClaimedRequest) -> Outcome:
