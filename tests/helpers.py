@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -43,3 +44,16 @@ async def wait_until(
 
 async def statuses(pg: asyncpg.Connection) -> dict[str, int]:
     return {r["status"]: r["n"] for r in await pg.fetch("SELECT status, count(*) n FROM gdpr_requests GROUP BY 1")}
+
+
+async def run_cli(db_url: str, sim_url: str, *args: str, stdin: bytes | None = None, **env: str) -> tuple[int, str, str]:
+    """Run `gdpr-daemon ARGS` as a user would, in a subprocess; (exit status, stdout, stderr)."""
+    from tests.conftest import subprocess_env
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gdpr_daemon", *args,
+        env=subprocess_env(db_url, sim_url, **env),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
+    return proc.returncode or 0, out.decode(), err.decode()

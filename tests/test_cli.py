@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 
 import pytest
 
-from tests.conftest import SIM_PASSWORD, pii, subprocess_env
+from tests.conftest import SIM_PASSWORD, pii
+from tests.helpers import run_cli
 
-
-async def cli(db_url: str, sim_url: str, *args: str, stdin: bytes | None = None, **env: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gdpr_daemon", *args,
-        env=subprocess_env(db_url, sim_url, **env),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
+cli = run_cli  # `gdpr-daemon ARGS` in a subprocess: (exit status, stdout, stderr)
 
 
 COMMANDS = [

@@ -14,19 +14,12 @@ from typing import Any
 from gdpr_daemon import logging as glog
 from gdpr_daemon.cli import main
 from tests.conftest import LOG_DIR, subprocess_env
+from tests.helpers import run_cli
 
 HEADER = "request_type,service_id,table_name,record_id,field,value,comment,external_ref,received_at,requested_by"
 
 
-async def cli(db_url: str, sim_url: str, *args: str, stdin: bytes | None = None, **env: str) -> tuple[int, str, str]:
-    """Run `gdpr-daemon ARGS` as a user would; (exit status, stdout, stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gdpr_daemon", *args,
-        env=subprocess_env(db_url, sim_url, **env),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
+cli = run_cli  # `gdpr-daemon ARGS` in a subprocess: (exit status, stdout, stderr)
 
 
 class InProcessCli:
