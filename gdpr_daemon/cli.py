@@ -72,7 +72,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         report = await daemon.run_once()
         print(
             f"run --once: {report.submitted} submitted, {report.retry_later} to retry later, "
-            f"{report.failed} failed, {report.rejected} rejected"
+            f"{report.failed} failed, {report.rejected} rejected ({report.submit_seconds:.1f} s)"
         )
         if report.events.get("failed"):
             print("run --once: the event pull failed (see the log); it resumes from the cursor next time",
@@ -83,7 +83,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
             print("run --once: events: another process is pulling events now; skipped")
         else:
             print(f"run --once: events: {ev.get('stored', 0)} stored, {ev.get('quarantined', 0)} quarantined, "
-                  f"{ev.get('confirmed', 0)} requests confirmed, cursor {ev.get('cursor')}")  # fmt: skip
+                  f"{ev.get('confirmed', 0)} requests confirmed, cursor {ev.get('cursor')} "
+                  f"({report.events_seconds:.1f} s)")  # fmt: skip
         return EXIT_OK
 
     stop = asyncio.Event()

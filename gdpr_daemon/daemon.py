@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -103,6 +104,8 @@ class OnceReport:
     failed: int = 0
     rejected: int = 0
     events: dict[str, Any] = field(default_factory=dict)
+    submit_seconds: float = 0.0  # claiming, submitting and recording every due request
+    events_seconds: float = 0.0  # the event pull after the submissions
 
 
 class Daemon:
@@ -287,9 +290,12 @@ class Daemon:
             await check_schema(self.engine)
             await self._write_intake_settings()
             await self._reap()
+            started = time.perf_counter()
             await self.worker.run_once()
+            submitted = time.perf_counter()
             # After the submissions, so their confirming events come with this pull.
             pulled = await pull_logged(self.events.pull)
+            pulled_at = time.perf_counter()
         if self._own_engine:
             await self.engine.dispose()
         if self.direct_engine is not None:
@@ -301,4 +307,6 @@ class Daemon:
             failed=w["failed"],
             rejected=w["rejected"],
             events=dataclasses.asdict(pulled) if pulled else {"failed": True},
+            submit_seconds=submitted - started,
+            events_seconds=pulled_at - submitted,
         )
