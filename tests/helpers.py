@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -57,3 +60,15 @@ async def run_cli(db_url: str, sim_url: str, *args: str, stdin: bytes | None = N
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
     return proc.returncode or 0, out.decode(), err.decode()
+
+
+def log_events(log_file: Path) -> Counter[str]:
+    """How often each structlog event appears in a JSON log file."""
+    counts: Counter[str] = Counter()
+    for line in log_file.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                counts[json.loads(line).get("event", "")] += 1
+            except ValueError:
+                continue
+    return counts

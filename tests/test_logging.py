@@ -30,6 +30,15 @@ def test_redact_by_key_at_any_depth():
     assert out["request_id"] == 7
 
 
+def test_json_lines_render_what_orjson_refuses(captured_logs):
+    """A log line never fails to render: integer keys, huge integers and odd objects come out as JSON."""
+    log = glog.get_logger("test")
+    log.info("odd_values", counts={1: "a"}, big=2**70, obj=ValueError("x"), items=({"value": "v"},))
+    line = json.loads(captured_logs.getvalue().splitlines()[-1])
+    assert line["event"] == "odd_values" and line["counts"] == {"1": "a"} and line["big"] == 2**70
+    assert line["obj"] == "x" and line["items"] == [{"value": glog.REDACTED}]
+
+
 @pytest.fixture
 def captured_logs():
     """The production logging pipeline (JSON, debug) into a buffer; restored afterwards."""

@@ -9,6 +9,7 @@ functions of an answer.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from gdpr_daemon import metrics
 from gdpr_daemon.logging import get_logger
@@ -52,7 +53,8 @@ class Answer:
 
     def __post_init__(self) -> None:
         # Header names are case-insensitive; tests may build answers from plain dicts.
-        object.__setattr__(self, "headers", CIMultiDict(self.headers))
+        if not isinstance(self.headers, CIMultiDictProxy | CIMultiDict):
+            object.__setattr__(self, "headers", CIMultiDict(self.headers))
 
     @property
     def content_type(self) -> str:
@@ -113,9 +115,8 @@ async def exchange(
             **({"timeout": limits} if limits is not None else {}),
         ) as resp:
             body = await resp.read()
-            answer = Answer(
-                resp.status, reason=resp.reason, headers=CIMultiDict(resp.headers), body=body
-            )
+            # resp.headers is a read-only view that stays valid after the release.
+            answer = Answer(resp.status, reason=resp.reason, headers=resp.headers, body=body)
             outcome = str(resp.status)
             return answer
     except aiohttp.ConnectionTimeoutError as exc:
@@ -157,7 +158,7 @@ async def exchange(
         ) from exc
     finally:
         elapsed = time.perf_counter() - started
-        metrics.API_LATENCY.labels(endpoint=name).observe(elapsed)
+        _latency(name).observe(elapsed)
         # URLs and bodies stay out of the log: a download link can carry a signature,
         # a body can carry personal data.
         log.debug(
@@ -167,6 +168,12 @@ async def exchange(
             outcome=outcome,
             seconds=round(elapsed, 4),
         )
+
+
+@functools.cache
+def _latency(endpoint: str) -> Any:
+    """The latency histogram's child of an endpoint, looked up once (the names are few)."""
+    return metrics.API_LATENCY.labels(endpoint=endpoint)
 
 
 def _looks_like_html(answer: Answer) -> bool:

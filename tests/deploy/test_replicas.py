@@ -57,7 +57,7 @@ async def test_three_replicas_share_queue_and_survive_puller_death(sim, db_url, 
                          timeout=60, what="the surviving replicas to ingest the whole history")  # fmt: skip
         last = sim.state.events.last_event_id
     finally:
-        for n, p in procs.items():
+        for p in procs.values():
             if p.returncode is None:
                 p.send_signal(signal.SIGTERM)
         codes = {n: await asyncio.wait_for(p.wait(), 30) for n, p in procs.items()}

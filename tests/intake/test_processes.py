@@ -10,7 +10,7 @@ from collections import Counter
 
 from gdpr_daemon.simulator import FaultConfig
 from tests.conftest import subprocess_env
-from tests.helpers import insert_forget, wait_until
+from tests.helpers import insert_forget, log_events, wait_until
 
 
 async def start_daemon(db_url, sim_url, log_file, *args: str, **env: str) -> asyncio.subprocess.Process:
@@ -25,7 +25,7 @@ async def start_daemon(db_url, sim_url, log_file, *args: str, **env: str) -> asy
 
 async def wait_for_log(log_file, event: str, timeout: float = 20.0) -> None:
     async def seen() -> bool:
-        return log_file.exists() and f'"event": "{event}"' in log_file.read_text(errors="replace")
+        return log_file.exists() and log_events(log_file)[event] > 0
 
     await wait_until(seen, timeout=timeout, what=f"log event {event}")
 

@@ -51,3 +51,15 @@ def test_problem_never_repeats_the_value():
     secret = "PII-VALUE-never-shown"
     for r in (req(request_type="rectify", field="E-mail", value=secret), req(request_type="rectify", field=None, value=secret)):
         assert secret not in (problem(r) or "")
+
+
+def test_control_pattern_is_exactly_unicode_category_cc():
+    """The fast pattern refuses exactly the characters Unicode calls controls, no more, no fewer."""
+    import sys
+    import unicodedata
+
+    from gdpr_daemon.intake.validate import CONTROL
+
+    for code in range(sys.maxunicode + 1):
+        ch = chr(code)
+        assert (CONTROL.search(ch) is not None) == (unicodedata.category(ch) == "Cc"), hex(code)

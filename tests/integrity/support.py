@@ -12,6 +12,7 @@ import asyncpg
 
 from gdpr_daemon.simulator import Simulator
 from tests.conftest import subprocess_env
+from tests.helpers import log_events  # noqa: F401 - re-exported for the fault tests
 
 # History sentences that say an attempt's outcome was unknown (a crash, a lost lease, a
 # call cut off): only such requests may have been submitted more than once.
@@ -34,20 +35,6 @@ async def stop_daemon(proc: asyncio.subprocess.Process, timeout: float = 30.0) -
     if proc.returncode is None:
         proc.send_signal(signal.SIGTERM)
     return await asyncio.wait_for(proc.wait(), timeout)
-
-
-def log_events(log_file: Path) -> Counter[str]:
-    """How often each structlog event appears in a JSON log file."""
-    import json
-
-    counts: Counter[str] = Counter()
-    for line in log_file.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                counts[json.loads(line).get("event", "")] += 1
-            except ValueError:
-                continue
-    return counts
 
 
 async def check_invariants(pg: asyncpg.Connection, sim: Simulator) -> dict[str, int]:
