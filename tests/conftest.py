@@ -101,6 +101,15 @@ def _suite_logging(request: pytest.FixtureRequest) -> Iterator[None]:
         glog.configure("json", "debug", stream=stream)
 
 
+@pytest.fixture(autouse=True)
+def _no_daemon_left_behind() -> Iterator[None]:
+    """A test that fails before stopping its daemon subprocesses does not leave them running."""
+    yield
+    from tests.helpers import kill_leftover_daemons
+
+    kill_leftover_daemons()
+
+
 @pytest.fixture
 def log_file() -> Path:
     """Where a subprocess started by a test should send its stderr (scanned at the end)."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -60,6 +63,41 @@ async def run_cli(db_url: str, sim_url: str, *args: str, stdin: bytes | None = N
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
     return proc.returncode or 0, out.decode(), err.decode()
+
+
+# Daemon subprocesses started by the current test; conftest kills any still running when
+# the test ends, so a test that fails half-way leaves no daemon behind.
+SPAWNED: list[asyncio.subprocess.Process] = []
+
+
+async def start_daemon(db_url: str, sim_url: str, log_file: Path, *args: str, **env: str) -> asyncio.subprocess.Process:
+    """`gdpr-daemon run ARGS` in a subprocess, its output into the scanned log file."""
+    from tests.conftest import subprocess_env
+
+    with log_file.open("ab") as fh:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gdpr_daemon", "run", *args,
+            env=subprocess_env(db_url, sim_url, **env), stdout=fh, stderr=fh,
+        )  # fmt: skip
+    SPAWNED.append(proc)
+    return proc
+
+
+async def stop_daemon(proc: asyncio.subprocess.Process, timeout: float = 30.0) -> int:
+    """SIGTERM and wait (bounded); the exit status."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(proc.wait(), timeout)
+
+
+def kill_leftover_daemons() -> int:
+    """SIGKILL the daemons the test started and did not stop; how many there were."""
+    left = [p for p in SPAWNED if p.returncode is None]
+    for p in left:  # by pid: the test's event loop may be closed already
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p.pid, signal.SIGKILL)
+    SPAWNED.clear()
+    return len(left)
 
 
 def log_events(log_file: Path) -> Counter[str]:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from collections import Counter
 
 import pytest
 
 from gdpr_daemon.db.audit import EVENTS_PULL_LOCK
 from gdpr_daemon.simulator import FaultConfig
-from tests.conftest import subprocess_env
-from tests.helpers import insert_forget, wait_until
+from tests.helpers import insert_forget, start_daemon, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -24,12 +22,8 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg
 
 
 async def start(db_url: str, sim_url: str, log_file, name: str) -> asyncio.subprocess.Process:
-    fh = log_file.open("ab")
-    env = subprocess_env(db_url, sim_url, GDPR_DAEMON_INSTANCE_NAME=name, GDPR_DAEMON_QUEUE_CONCURRENCY="4",
-                         GDPR_DAEMON_EVENTS_PULL_INTERVAL_SECONDS="1")  # fmt: skip
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gdpr_daemon", "run", env=env, stdout=fh, stderr=fh)
-    fh.close()
-    return proc
+    return await start_daemon(db_url, sim_url, log_file, GDPR_DAEMON_INSTANCE_NAME=name,
+                              GDPR_DAEMON_QUEUE_CONCURRENCY="4", GDPR_DAEMON_EVENTS_PULL_INTERVAL_SECONDS="1")  # fmt: skip
 
 
 async def test_three_replicas_share_queue_and_survive_puller_death(sim, db_url, sim_url, pg, log_file):

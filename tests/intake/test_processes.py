@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import time
 from collections import Counter
 
 from gdpr_daemon.simulator import FaultConfig
-from tests.conftest import subprocess_env
-from tests.helpers import insert_forget, log_events, wait_until
-
-
-async def start_daemon(db_url, sim_url, log_file, *args: str, **env: str) -> asyncio.subprocess.Process:
-    fh = log_file.open("ab")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gdpr_daemon", "run", *args,
-        env=subprocess_env(db_url, sim_url, **env), stdout=fh, stderr=fh,
-    )  # fmt: skip
-    fh.close()
-    return proc
+from tests.helpers import insert_forget, log_events, start_daemon, wait_until
 
 
 async def wait_for_log(log_file, event: str, timeout: float = 20.0) -> None:

@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import sys
 from collections import Counter
-from pathlib import Path
 
 import asyncpg
 
 from gdpr_daemon.simulator import Simulator
-from tests.conftest import subprocess_env
-from tests.helpers import log_events  # noqa: F401 - re-exported for the fault tests
+from tests.helpers import log_events, start_daemon, stop_daemon  # noqa: F401 - re-exported for the fault tests
 
 # History sentences that say an attempt's outcome was unknown (a crash, a lost lease, a
 # call cut off): only such requests may have been submitted more than once.
 UNKNOWN_OUTCOME = ("outcome unknown", "lease had expired")
-
-
-async def start_daemon(db_url: str, sim_url: str, log_file: Path, **env: str) -> asyncio.subprocess.Process:
-    """`gdpr-daemon run` in a subprocess, its output into the scanned log file."""
-    fh = log_file.open("ab")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gdpr_daemon", "run",
-        env=subprocess_env(db_url, sim_url, **env), stdout=fh, stderr=fh,
-    )  # fmt: skip
-    fh.close()
-    return proc
-
-
-async def stop_daemon(proc: asyncio.subprocess.Process, timeout: float = 30.0) -> int:
-    """SIGTERM and wait (bounded); the exit status."""
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-    return await asyncio.wait_for(proc.wait(), timeout)
 
 
 async def check_invariants(pg: asyncpg.Connection, sim: Simulator) -> dict[str, int]:
