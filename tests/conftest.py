@@ -29,21 +29,7 @@ from gdpr_daemon.db import migrate
 from gdpr_daemon.db.engine import libpq_url, make_engine
 from gdpr_daemon.embedded import EmbeddedPostgres
 from gdpr_daemon.simulator import FaultConfig, Simulator, SimulatorConfig
-
-SIM_EMAIL = "dpo@example.com"
-SIM_PASSWORD = "Sim-Pa55word-7f3c9e"  # scanned for in every log at the end of the run
-PII_MARKER = "PII-VALUE-"  # every rectify value in the tests starts with this
-
-# One folder per pytest run, so runs side by side never scan (or delete) each other's logs.
-LOG_ROOT = Path(os.environ.get("GDPR_TEST_LOG_DIR") or Path(__file__).parent.parent / ".tmp" / "test-logs")
-LOG_DIR = LOG_ROOT / f"run-{os.getpid()}"
-SECRETS_SEEN: set[str] = {SIM_PASSWORD}
-
-
-def pii(n: int | str) -> str:
-    """A rectify value the leak scan will recognise."""
-    return f"{PII_MARKER}{n}-{secrets.token_hex(3)}"
-
+from tests.helpers import LOG_DIR, LOG_ROOT, PII_MARKER, SECRETS_SEEN, SIM_EMAIL, SIM_PASSWORD
 
 # ---- logs and the leak scan ----------------------------------------------------------
 
@@ -266,22 +252,3 @@ def settings_for(db_url: str, sim_url: str):  # type: ignore[no-untyped-def]
         return load_settings(None, environ={}, **values)
 
     return make
-
-
-def subprocess_env(db_url: str, sim_url: str, **extra: str) -> dict[str, str]:
-    """Environment for a `gdpr-daemon` subprocess pointed at the test's database and simulator."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GDPR_DAEMON_")}
-    env.update(
-        GDPR_DAEMON_DATABASE_URL=db_url,
-        GDPR_DAEMON_OWNBACKUP_URL=sim_url,
-        GDPR_DAEMON_OWNBACKUP_EMAIL=SIM_EMAIL,
-        GDPR_DAEMON_OWNBACKUP_PASSWORD=SIM_PASSWORD,
-        GDPR_DAEMON_LOG_FORMAT="json",
-        GDPR_DAEMON_LOG_LEVEL="debug",
-        GDPR_DAEMON_QUEUE_POLL_INTERVAL_SECONDS="0.5",
-        GDPR_DAEMON_QUEUE_BACKOFF_BASE_SECONDS="0.05",
-        GDPR_DAEMON_QUEUE_BACKOFF_MAX_SECONDS="0.5",
-        GDPR_DAEMON_QUEUE_REAPER_INTERVAL_SECONDS="0.5",
-    )
-    env.update(extra)
-    return env

@@ -1,4 +1,10 @@
-"""Small helpers shared by tests: arranging requests, waiting with a bound."""
+"""What the tests share: the suite's constants, arranging requests, waiting with a bound,
+daemon subprocesses.
+
+The constants and the set of secrets the leak scan looks for live here, not in
+conftest.py: pytest imports conftest.py as the module ``conftest`` (tests/ is no package),
+so ``from tests.helpers import ...`` would load a second copy with state of its own.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -15,6 +22,39 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+
+SIM_EMAIL = "dpo@example.com"
+SIM_PASSWORD = "Sim-Pa55word-7f3c9e"  # scanned for in every log at the end of the run
+PII_MARKER = "PII-VALUE-"  # every rectify value in the tests starts with this
+
+# One folder per pytest run, so runs side by side never scan (or delete) each other's logs.
+LOG_ROOT = Path(os.environ.get("GDPR_TEST_LOG_DIR") or Path(__file__).resolve().parent.parent / ".tmp" / "test-logs")
+LOG_DIR = LOG_ROOT / f"run-{os.getpid()}"
+SECRETS_SEEN: set[str] = {SIM_PASSWORD}
+
+
+def pii(n: int | str) -> str:
+    """A rectify value the leak scan will recognise."""
+    return f"{PII_MARKER}{n}-{secrets.token_hex(3)}"
+
+
+def subprocess_env(db_url: str, sim_url: str, **extra: str) -> dict[str, str]:
+    """Environment for a `gdpr-daemon` subprocess pointed at the test's database and simulator."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GDPR_DAEMON_")}
+    env.update(
+        GDPR_DAEMON_DATABASE_URL=db_url,
+        GDPR_DAEMON_OWNBACKUP_URL=sim_url,
+        GDPR_DAEMON_OWNBACKUP_EMAIL=SIM_EMAIL,
+        GDPR_DAEMON_OWNBACKUP_PASSWORD=SIM_PASSWORD,
+        GDPR_DAEMON_LOG_FORMAT="json",
+        GDPR_DAEMON_LOG_LEVEL="debug",
+        GDPR_DAEMON_QUEUE_POLL_INTERVAL_SECONDS="0.5",
+        GDPR_DAEMON_QUEUE_BACKOFF_BASE_SECONDS="0.05",
+        GDPR_DAEMON_QUEUE_BACKOFF_MAX_SECONDS="0.5",
+        GDPR_DAEMON_QUEUE_REAPER_INTERVAL_SECONDS="0.5",
+    )
+    env.update(extra)
+    return env
 
 
 async def insert_forget(pg: asyncpg.Connection, service_id: int, n: int = 1, *, prefix: str = "003") -> list[int]:
@@ -54,8 +94,6 @@ async def statuses(pg: asyncpg.Connection) -> dict[str, int]:
 
 async def run_cli(db_url: str, sim_url: str, *args: str, stdin: bytes | None = None, **env: str) -> tuple[int, str, str]:
     """Run `gdpr-daemon ARGS` as a user would, in a subprocess; (exit status, stdout, stderr)."""
-    from tests.conftest import subprocess_env
-
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gdpr_daemon", *args,
         env=subprocess_env(db_url, sim_url, **env),
@@ -72,8 +110,6 @@ SPAWNED: list[asyncio.subprocess.Process] = []
 
 async def start_daemon(db_url: str, sim_url: str, log_file: Path, *args: str, **env: str) -> asyncio.subprocess.Process:
     """`gdpr-daemon run ARGS` in a subprocess, its output into the scanned log file."""
-    from tests.conftest import subprocess_env
-
     with log_file.open("ab") as fh:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gdpr_daemon", "run", *args,

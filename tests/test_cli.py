@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import SIM_PASSWORD, pii
-from tests.helpers import run_cli
+from tests.helpers import SIM_PASSWORD, pii, run_cli
 
 cli = run_cli  # `gdpr-daemon ARGS` in a subprocess: (exit status, stdout, stderr)
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from gdpr_daemon import logging as glog
 from gdpr_daemon.daemon import Daemon
-from tests.conftest import LOG_DIR, SIM_PASSWORD, pii
-from tests.helpers import insert_rectify
+from tests.helpers import LOG_DIR, SIM_PASSWORD, insert_rectify, pii
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_redact_by_key_at_any_depth():
@@ -37,6 +42,20 @@ def test_json_lines_render_what_orjson_refuses(captured_logs):
     line = json.loads(captured_logs.getvalue().splitlines()[-1])
     assert line["event"] == "odd_values" and line["counts"] == {"1": "a"} and line["big"] == 2**70
     assert line["obj"] == "x" and line["items"] == [{"value": glog.REDACTED}]
+
+
+def test_leak_scan_fails_a_run_that_logged_a_value_or_a_secret(tmp_path):
+    """The scan at the end of every run is no formality: a run whose logs hold a rectify value
+    or a password fails, and says which."""
+    env = dict(os.environ, GDPR_TEST_LOG_DIR=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/leak_probe.py"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout, "the probe itself passed: the scan alone failed the run"
+    assert "PERSONAL DATA OR SECRETS IN LOGS" in proc.stderr
+    assert "a rectify value" in proc.stderr and "a secret" in proc.stderr
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from gdpr_daemon.audit import EventPuller
 from gdpr_daemon.ownbackup import ClientConfig, OwnBackupClient, SessionAuth
 from gdpr_daemon.simulator import Simulator, SimulatorConfig
-from tests.conftest import SIM_EMAIL, SIM_PASSWORD
+from tests.helpers import SIM_EMAIL, SIM_PASSWORD
 
 
 class RecordingSource:

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import asyncpg
 
-from tests.conftest import pii
+from tests.helpers import pii
 
 SINCE = datetime(2026, 2, 1, tzinfo=UTC)
 UNTIL = datetime(2026, 4, 1, tzinfo=UTC)

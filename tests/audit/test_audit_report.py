@@ -12,7 +12,7 @@ import pytest
 
 from gdpr_daemon.audit.reports import AuditFilters, write_audit_report
 from gdpr_daemon.db.audit_reports import AUDIT_COLUMNS
-from tests.conftest import PII_MARKER, pii
+from tests.helpers import PII_MARKER, pii
 
 from .reportdata import read_html
 

@@ -13,8 +13,7 @@ import pytest
 
 from gdpr_daemon.commands.audit import add_events_parser, add_report_parser, cmd_report, parse_since, parse_until
 from gdpr_daemon.simulator import FaultConfig
-from tests.conftest import subprocess_env
-from tests.helpers import wait_until
+from tests.helpers import subprocess_env, wait_until
 
 from .reportdata import insert_known_requests, read_html
 

@@ -7,8 +7,7 @@ import json
 from gdpr_daemon.daemon import Daemon
 from gdpr_daemon.db.requests import list_requests
 from gdpr_daemon.ownbackup import ClientConfig, OwnBackupClient, SessionAuth
-from tests.conftest import SIM_EMAIL, SIM_PASSWORD, pii
-from tests.helpers import insert_forget, insert_rectify
+from tests.helpers import SIM_EMAIL, SIM_PASSWORD, insert_forget, insert_rectify, pii
 
 from .conftest import RecordingSource, puller_for
 

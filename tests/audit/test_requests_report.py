@@ -11,7 +11,7 @@ import pytest
 
 from gdpr_daemon.audit.reports import write_requests_report
 from gdpr_daemon.db.audit_reports import REQUEST_COLUMNS
-from tests.conftest import PII_MARKER
+from tests.helpers import PII_MARKER
 
 from .reportdata import (
     AS_OF,

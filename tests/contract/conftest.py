@@ -8,7 +8,6 @@ validate the simulator's answers (raw, as the client received them) against it.
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,28 +20,15 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from gdpr_daemon.ownbackup.openapi import load_spec, response_schema
 from gdpr_daemon.simulator import Simulator, SimulatorConfig
+from tests.helpers import SECRETS_SEEN, SIM_EMAIL, SIM_PASSWORD
 
-EMAIL = "dpo@example.com"
-# The password the suite-wide leak scan of tests/conftest.py looks for in every log.
-PASSWORD = "Sim-Pa55word-7f3c9e"
+EMAIL = SIM_EMAIL
+PASSWORD = SIM_PASSWORD  # the suite-wide leak scan looks for it in every log
 API_TOKEN = "contract-Api-Token-4711"
 START_TIMEOUT_S = 10.0
 
 # schemathesis generates with Hypothesis; keep its caches out of the source tree.
 set_hypothesis_home_dir(Path(__file__).resolve().parent.parent.parent / ".tmp" / "hypothesis")
-
-
-def suite_secrets() -> set[str]:
-    """The set of secrets the suite's leak scan looks for at the end of the run.
-
-    pytest imports tests/conftest.py as the module ``conftest`` (tests/ is no package), so
-    ``from tests.conftest import SECRETS_SEEN`` would give a second, unscanned copy.
-    """
-    module = sys.modules.get("conftest")
-    here = Path(__file__).resolve().parent.parent / "conftest.py"
-    if module is not None and Path(getattr(module, "__file__", "")).resolve() == here:
-        return module.SECRETS_SEEN
-    return set()
 
 
 def contract_config(**changes: Any) -> SimulatorConfig:
@@ -120,4 +106,4 @@ def threaded_simulator() -> Iterator[LiveSimulator]:
             loop.call_soon_threadsafe(stop[0].set)
         thread.join(START_TIMEOUT_S)
         loop.close()
-        suite_secrets().update(sim.state.credentials.issued)
+        SECRETS_SEEN.update(sim.state.credentials.issued)

@@ -25,10 +25,9 @@ from gdpr_daemon.ownbackup import ClientError, NotFound, OwnBackupClient
 from gdpr_daemon.ownbackup.openapi import load_spec, operations
 from gdpr_daemon.ownbackup.transport import Answer
 from gdpr_daemon.simulator import Simulator
-from tests.conftest import pii
-from tests.helpers import insert_forget, insert_rectify
+from tests.helpers import SECRETS_SEEN, insert_forget, insert_rectify, pii
 
-from .conftest import API_TOKEN, EMAIL, PASSWORD, AnswerValidator, contract_config, suite_secrets
+from .conftest import API_TOKEN, EMAIL, PASSWORD, AnswerValidator, contract_config
 
 SPEC = load_spec()
 OPERATIONS = {op.operation_id: op for op in operations(SPEC)}
@@ -92,10 +91,10 @@ def settings_for_sim(url: str, auth: str) -> Any:
 async def served() -> AsyncIterator[tuple[Simulator, str]]:
     """A fresh simulator of this test's own, on loopback."""
     sim = Simulator(contract_config())
-    suite_secrets().add(API_TOKEN)
+    SECRETS_SEEN.add(API_TOKEN)
     async with sim.serve(host="127.0.0.1", port=0) as url:
         yield sim, url
-    suite_secrets().update(sim.state.credentials.issued)
+    SECRETS_SEEN.update(sim.state.credentials.issued)
 
 
 async def exercise_every_method(client: RecordingClient) -> set[str]:
@@ -226,7 +225,7 @@ async def test_gdpr_answer_with_job_id_conforms(answers: AnswerValidator) -> Non
         client = RecordingClient(client_config(settings_for_sim(url, "session")))
         async with client:
             receipt = await client.gdpr_forget(1001, record_id="0031t00000AbCdEAAA", table_name="Contact")
-    suite_secrets().update(sim.state.credentials.issued)
+    SECRETS_SEEN.update(sim.state.credentials.issued)
     assert receipt.id == sim.state.gdpr_calls[0].id
     forget = [ex for ex in client.exchanges if ex.name == "gdpr_forget"]
     assert [json.loads(ex.body) for ex in forget] == [{"job_id": receipt.id}]

@@ -11,8 +11,9 @@ import pytest
 
 from gdpr_daemon.simulator import Simulator, cli
 from gdpr_daemon.simulator.validation import INVALID
+from tests.helpers import SECRETS_SEEN
 
-from .conftest import EMAIL, PASSWORD, contract_config, suite_secrets
+from .conftest import EMAIL, PASSWORD, contract_config
 
 FORGET = "/api/v1/services/1001/gdpr/forget"
 RECTIFY = "/api/v1/services/1001/gdpr/rectify"
@@ -56,7 +57,7 @@ async def served() -> AsyncIterator[Any]:
         finally:
             for sim, serving in reversed(stack):
                 await serving.__aexit__(None, None, None)
-                suite_secrets().update(sim.state.credentials.issued)
+                SECRETS_SEEN.update(sim.state.credentials.issued)
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ import sys
 import aiohttp
 
 from gdpr_daemon.simulator import FaultConfig
-from tests.conftest import subprocess_env
 from tests.deploy.notify_socket import NotifySocket
-from tests.helpers import insert_forget, wait_until
+from tests.helpers import insert_forget, subprocess_env, wait_until
 
 DRAIN_BOUND = 5.0  # GDPR_DAEMON_QUEUE_SHUTDOWN_TIMEOUT_SECONDS for these runs
 EXIT_MARGIN = 10.0  # process start-up costs and logout on top of the bound; not a measurement

@@ -13,8 +13,7 @@ from typing import Any
 
 from gdpr_daemon import logging as glog
 from gdpr_daemon.cli import main
-from tests.conftest import LOG_DIR, subprocess_env
-from tests.helpers import run_cli
+from tests.helpers import LOG_DIR, run_cli, subprocess_env
 
 HEADER = "request_type,service_id,table_name,record_id,field,value,comment,external_ref,received_at,requested_by"
 

@@ -7,8 +7,8 @@ import asyncpg
 from gdpr_daemon.db.intake_settings import write_intake_settings
 from gdpr_daemon.intake.dryrun import APPROVAL, LATER, REJECT, SUBMIT, dry_run, render_report
 from gdpr_daemon.ownbackup import Service
-from tests.conftest import pii
 from tests.dpo.support import cli
+from tests.helpers import pii
 
 ARRANGE = """
 INSERT INTO gdpr_requests (request_type, service_id, table_name, record_id, field, value, external_ref, status, next_attempt_at)

@@ -10,8 +10,8 @@ import pytest
 from gdpr_daemon.dpo.csvimport import HeaderError
 from gdpr_daemon.dpo.fanout import account_services
 from gdpr_daemon.dpo.importer import import_csv
-from tests.conftest import PII_MARKER, pii
 from tests.dpo.support import HEADER, cli, csv_bytes, forget, rectify, write_csv
+from tests.helpers import PII_MARKER, pii
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -10,8 +10,7 @@ import hashlib
 
 from gdpr_daemon.daemon import Daemon
 from gdpr_daemon.simulator import FaultConfig
-from tests.conftest import pii
-from tests.helpers import insert_forget, insert_rectify, statuses, wait_until
+from tests.helpers import insert_forget, insert_rectify, pii, statuses, wait_until
 
 S1, S2, S3 = 1001, 1002, 1003
 

@@ -8,8 +8,7 @@ import asyncpg
 import pytest
 
 from gdpr_daemon.daemon import Daemon
-from tests.conftest import SIM_PASSWORD
-from tests.helpers import insert_forget
+from tests.helpers import SIM_PASSWORD, insert_forget
 from tests.test_cli import cli
 
 COLUMNS = "request_type, service_id, table_name, record_id, field, value, comment, external_ref"

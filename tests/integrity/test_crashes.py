@@ -11,8 +11,7 @@ import pytest
 
 from gdpr_daemon.db.integrity import verify_chains
 from gdpr_daemon.simulator import FaultConfig
-from tests.conftest import pii
-from tests.helpers import insert_forget, insert_rectify, wait_until
+from tests.helpers import insert_forget, insert_rectify, pii, wait_until
 from tests.integrity.support import check_invariants, start_daemon, stop_daemon
 
 ROUNDS = 10

@@ -15,8 +15,7 @@ from gdpr_daemon.db.engine import make_engine
 from gdpr_daemon.db.integrity import verify_chains
 from gdpr_daemon.embedded import EmbeddedPostgres
 from gdpr_daemon.simulator import FaultConfig
-from tests.conftest import pii
-from tests.helpers import insert_forget, insert_rectify, wait_until
+from tests.helpers import insert_forget, insert_rectify, pii, wait_until
 from tests.integrity.support import check_invariants, log_events, start_daemon, stop_daemon
 
 OUTAGE_SECONDS = 5  # the issue says a minute; five seconds exercise the same paths in a test

@@ -12,8 +12,7 @@ import pytest
 from gdpr_daemon.commands import integrity as integrity_commands
 from gdpr_daemon.db.integrity import purge, verify_chains
 from gdpr_daemon.retention import run_purge
-from tests.conftest import pii
-from tests.helpers import insert_forget, insert_rectify
+from tests.helpers import insert_forget, insert_rectify, pii
 
 
 async def age_requests(pg: asyncpg.Connection, ids: list[int], status: str, days: int) -> None:

@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from gdpr_daemon.daemon import Daemon
 from gdpr_daemon.db.engine import sqlalchemy_url
 from gdpr_daemon.db.integrity import purge, verify_chains
-from tests.conftest import pii
-from tests.helpers import insert_forget, insert_rectify
+from tests.helpers import insert_forget, insert_rectify, pii
 
 ROLES_SQL = Path(__file__).resolve().parents[2] / "config" / "sql" / "roles.sql"
 Denied = asyncpg.InsufficientPrivilegeError

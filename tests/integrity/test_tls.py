@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from gdpr_daemon.ownbackup import ClientConfig, ConnectionFailed, OwnBackupClient, RetryPolicy, SessionAuth
-from tests.conftest import SIM_PASSWORD
+from tests.helpers import SIM_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,11 +23,12 @@ from gdpr_daemon.ownbackup import (
     SessionAuth,
 )
 from gdpr_daemon.simulator import FaultConfig, Simulator, SimulatorConfig
+from tests.helpers import SECRETS_SEEN, SIM_EMAIL, SIM_PASSWORD
 
-EMAIL = "dpo@example.com"
-# The same password the suite-wide leak scan (tests/conftest.py) looks for in every log.
-PASSWORD = "Sim-Pa55word-7f3c9e"
+EMAIL = SIM_EMAIL
+PASSWORD = SIM_PASSWORD  # the suite-wide leak scan looks for it in every log
 API_TOKEN = "tok-Secret-0815"
+SECRETS_SEEN.add(API_TOKEN)
 
 
 def sim_config(**overrides: Any) -> SimulatorConfig:
@@ -94,6 +95,8 @@ class Harness:
             # Outermost, before the simulator's own middleware (and its 401 check).
             sim.app.middlewares.insert(0, middleware)
         await self.stack.enter_async_context(sim.serve(host="127.0.0.1", port=port))
+        # At the end of the test, the session ids and tokens it issued join the leak scan.
+        self.stack.callback(lambda: SECRETS_SEEN.update(sim.state.credentials.issued))
         return sim
 
     def config(self, base_url: str, *, oauth: bool = False, **overrides: Any) -> ClientConfig:
