@@ -138,10 +138,13 @@ WITH u AS (
 SELECT count(*) FROM u
 """)
 
+# Only other processes' claims: this process still holds its own, expired or not (after
+# a database outage longer than a lease, say), and will record or release each of them;
+# reaping them would send requests whose answers it holds a second time.
 _REAP = text("""
 WITH x AS (
     SELECT id, lease_owner FROM gdpr_requests
-    WHERE status = 'in_flight' AND lease_expires_at < now()
+    WHERE status = 'in_flight' AND lease_expires_at < now() AND lease_owner IS DISTINCT FROM :owner
     ORDER BY lease_expires_at
     LIMIT 1000
     FOR NO KEY UPDATE SKIP LOCKED
@@ -258,5 +261,7 @@ class QueueStore:
 
     async def reap_expired(self, max_attempts: int) -> int:
         async with self.engine.begin() as conn:
-            result = await conn.execute(_REAP, {"max_attempts": max_attempts, "actor": self.actor})
+            result = await conn.execute(
+                _REAP, {"max_attempts": max_attempts, "actor": self.actor, "owner": self.owner}
+            )
             return int(result.scalar_one())

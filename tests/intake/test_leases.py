@@ -27,10 +27,10 @@ async def test_expired_lease_is_recovered_and_resubmitted(sim, settings_for, eng
 async def test_reaper_fails_request_without_attempts_left(engine, pg):
     """A lease that expires on the last allowed attempt ends the request failed, with what to do."""
     (rid,) = await insert_forget(pg, 1001)
-    store = QueueStore(engine, owner="a", actor="t", lease_seconds=30)
-    await store.claim(1)
+    await QueueStore(engine, owner="a", actor="t", lease_seconds=30).claim(1)
     await pg.execute("UPDATE gdpr_requests SET lease_expires_at = now() - interval '1 second'")
-    assert await store.reap_expired(max_attempts=1) == 1
+    reaper = QueueStore(engine, owner="b", actor="t", lease_seconds=30)
+    assert await reaper.reap_expired(max_attempts=1) == 1
     row = await pg.fetchrow("SELECT status, last_error FROM gdpr_requests WHERE id = $1", rid)
     assert row["status"] == "failed" and f"gdpr-daemon requests retry {rid}" in row["last_error"]
 
@@ -42,6 +42,21 @@ async def test_live_lease_is_not_reaped(engine, pg):
     await store.claim(2)
     assert await store.reap_expired(max_attempts=5) == 0
     assert await pg.fetchval("SELECT count(*) FROM gdpr_requests WHERE status = 'in_flight'") == 2
+
+
+async def test_own_expired_leases_are_not_reaped_by_own_reaper(engine, pg):
+    """A process holding claims whose leases lapsed (the database was away longer than a lease)
+    records their outcomes itself; its own reaper leaves them, another process's reaps them."""
+    ids = await insert_forget(pg, 1001, 2)
+    me = QueueStore(engine, owner="me", actor="replica-a", lease_seconds=30)
+    await me.claim(2)
+    await pg.execute("UPDATE gdpr_requests SET lease_expires_at = now() - interval '1 second'")
+    assert await me.reap_expired(max_attempts=5) == 0
+    applied, late = await me.record([Outcome(ids[0], "submitted", "submitted to OwnBackup: request id 5", ownbackup_request_id=5)])
+    assert (applied, late) == (1, 0)
+    other = QueueStore(engine, owner="other", actor="replica-b", lease_seconds=30)
+    assert await other.reap_expired(max_attempts=5) == 1
+    assert await pg.fetchval("SELECT status FROM gdpr_requests WHERE id = $1", ids[1]) == "pending"
 
 
 async def test_late_answer_does_not_overwrite_new_owner(engine, pg):
