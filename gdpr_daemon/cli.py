@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     requests_commands.add_parsers(sub)
 
+    from gdpr_daemon.commands import status as status_commands
+
+    status_commands.add_parsers(sub)
+
     from gdpr_daemon.commands.audit import add_events_parser, add_report_parser
 
     add_events_parser(sub)

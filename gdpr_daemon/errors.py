@@ -43,6 +43,17 @@ CONSTRAINTS = {
 }
 
 
+# What to do next, for the conditions a user meets on a new or misconfigured database.
+NEXT_STEP = {
+    "42P01": "the schema is missing or older than this version: run `gdpr-daemon migrate`",
+    "42703": "the schema is older than this version: run `gdpr-daemon migrate`",
+    "3D000": "create it (or correct database_url), then run `gdpr-daemon migrate`",
+    "28P01": "Postgres refused the password: check the user and password in database_url",
+    "28000": "Postgres refused the login: check the user in database_url and pg_hba.conf",
+    "42501": "the database role lacks a privilege for this: see config/sql/roles.sql for the roles",
+}
+
+
 def _root(exc: BaseException) -> BaseException:
     seen = exc
     while True:
@@ -74,5 +85,7 @@ def describe(exc: BaseException) -> str:
     sqlstate = getattr(root, "sqlstate", None)
     if sqlstate:
         # asyncpg's message is the primary line only (no DETAIL with row values).
-        return f"database error {sqlstate}: {getattr(root, 'message', type(root).__name__)}"
+        message = f"database error {sqlstate}: {getattr(root, 'message', type(root).__name__)}"
+        step = NEXT_STEP.get(sqlstate)
+        return f"{message}; {step}" if step else message
     return f"{type(root).__name__}: {root}"

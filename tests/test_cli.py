@@ -13,7 +13,7 @@ cli = run_cli  # `gdpr-daemon ARGS` in a subprocess: (exit status, stdout, stder
 
 COMMANDS = [
     [], ["migrate"], ["run"], ["submit", "forget"], ["submit", "rectify"], ["requests", "list"],
-    ["requests", "show"], ["requests", "retry"], ["requests", "cancel"], ["check"], ["demo"], ["simulate"],
+    ["requests", "show"], ["requests", "retry"], ["requests", "cancel"], ["status"], ["check"], ["demo"], ["simulate"],
 ]  # fmt: skip
 
 

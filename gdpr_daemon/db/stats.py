@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gdpr_daemon.db.tables import CANCELLED, PENDING, STATUSES, SUBMITTED
 
-__all__ = ["CursorStats", "QueueStats", "Snapshot", "snapshot"]
+__all__ = ["CursorStats", "QueueStats", "Snapshot", "StatusFigures", "snapshot", "status_figures"]
 
 # Statuses whose requests still need something done before their deadline.
 _NOT_OPEN = (SUBMITTED, CANCELLED)
@@ -80,3 +80,45 @@ async def snapshot(engine: AsyncEngine) -> Snapshot:
             oldest = max(float(r.oldest_age or 0.0), 0.0)
     queue = QueueStats(by_status=by_status, pending=by_status[PENDING], oldest_pending_age=oldest, overdue=overdue)
     return Snapshot(queue=queue, cursor=cursor)
+
+
+# What `gdpr-daemon status` adds to the snapshot: one more scan, for a person, not a scrape.
+_STATUS = text("""
+SELECT count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= now()) AS due_now,
+       count(DISTINCT lease_owner) FILTER (WHERE status = 'in_flight') AS claimers,
+       count(*) FILTER (WHERE status = 'submitted' AND confirmed_at IS NULL
+                        AND submitted_at < now() - make_interval(secs => :unconfirmed_after)) AS unconfirmed,
+       count(*) FILTER (WHERE status NOT IN ('submitted', 'cancelled')
+                        AND due_at >= now() AND due_at < now() + make_interval(days => :soon_days)) AS due_soon,
+       min(due_at) FILTER (WHERE status NOT IN ('submitted', 'cancelled') AND due_at >= now()) AS next_deadline
+FROM gdpr_requests
+""")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusFigures:
+    snapshot: Snapshot
+    due_now: int  # pending and due (not waiting for a retry)
+    claimers: int  # processes holding claims now
+    unconfirmed: int  # submitted longer ago than the bound, no confirming event yet
+    due_soon: int  # open, due within ``soon_days``, not yet overdue
+    next_deadline: datetime | None  # the earliest deadline of an open request not yet overdue
+
+
+async def status_figures(engine: AsyncEngine, *, unconfirmed_after_hours: float, soon_days: int = 7) -> StatusFigures:
+    """The snapshot and the figures a person asks for at a glance."""
+    snap = await snapshot(engine)
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                _STATUS, {"unconfirmed_after": unconfirmed_after_hours * 3600, "soon_days": soon_days}
+            )
+        ).one()
+    return StatusFigures(
+        snapshot=snap,
+        due_now=int(row.due_now),
+        claimers=int(row.claimers),
+        unconfirmed=int(row.unconfirmed),
+        due_soon=int(row.due_soon),
+        next_deadline=row.next_deadline,
+    )

@@ -7,6 +7,7 @@ import json
 
 import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 from gdpr_daemon.db import migrate
 from gdpr_daemon.db.engine import make_engine
@@ -198,9 +199,10 @@ async def test_anchor_detects_a_rewritten_chain(engine, pg):
 
 async def test_migration_chains_existing_history(pg_admin_url, pg, db_url):
     """Upgrading a database that already holds history (0003 -> 0004) chains the existing rows."""
-    name = db_url.rsplit("/", 1)[1] + "_up"
+    base = make_url(db_url)  # not string surgery: the embedded server's URL carries ?host=/path
+    name = f"{base.database}_up"
     await pg.execute(f'CREATE DATABASE "{name}"')
-    url = db_url.rsplit("/", 1)[0] + "/" + name
+    url = base.set(database=name).render_as_string(hide_password=False)
     eng = make_engine(url, pool_size=1)
     try:
         await migrate.upgrade(eng, "0003")
