@@ -146,3 +146,12 @@ def log_events(log_file: Path) -> Counter[str]:
             except ValueError:
                 continue
     return counts
+
+
+async def wait_for_log(log_file: Path, event: str, *, more_than: int = 0, timeout: float = 20.0) -> None:
+    """Wait until ``event`` appears in the JSON log more than ``more_than`` times (bounded)."""
+
+    async def seen() -> bool:
+        return log_file.exists() and log_events(log_file)[event] > more_than
+
+    await wait_until(seen, timeout=timeout, what=f"log event {event}")

@@ -8,14 +8,7 @@ import time
 from collections import Counter
 
 from gdpr_daemon.simulator import FaultConfig
-from tests.helpers import insert_forget, log_events, start_daemon, wait_until
-
-
-async def wait_for_log(log_file, event: str, timeout: float = 20.0) -> None:
-    async def seen() -> bool:
-        return log_file.exists() and log_events(log_file)[event] > 0
-
-    await wait_until(seen, timeout=timeout, what=f"log event {event}")
+from tests.helpers import insert_forget, start_daemon, wait_for_log, wait_until
 
 
 async def test_two_processes_never_submit_twice(sim, db_url, sim_url, pg, tmp_path, log_file):

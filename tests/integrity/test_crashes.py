@@ -11,7 +11,7 @@ import pytest
 
 from gdpr_daemon.db.integrity import verify_chains
 from gdpr_daemon.simulator import FaultConfig
-from tests.helpers import insert_forget, insert_rectify, pii, wait_until
+from tests.helpers import insert_forget, insert_rectify, log_events, pii, wait_for_log, wait_until
 from tests.integrity.support import check_invariants, start_daemon, stop_daemon
 
 ROUNDS = 10
@@ -56,8 +56,12 @@ async def test_sigkill_at_random_moments_loses_nothing(sim, db_url, sim_url, pg,
         await asyncio.wait_for(proc.wait(), 10)
         kills += 1
 
+    started_before = log_events(log_file)["daemon_started"]
     proc = await start_daemon(db_url, sim_url, log_file, GDPR_DAEMON_INSTANCE_NAME="final", **DAEMON_ENV)
     try:
+        # Up before it is asked to stop: a SIGTERM while Python is still importing ends any
+        # process by the signal (-15), and the rounds may have finished the queue already.
+        await wait_for_log(log_file, "daemon_started", more_than=started_before, timeout=30)
         await wait_until(
             lambda: pg.fetchval("SELECT count(*) = 0 FROM gdpr_requests WHERE status IN ('pending', 'in_flight')"),
             timeout=90, interval=0.25, what="the final daemon to finish the queue",
