@@ -171,12 +171,16 @@ async def main(args: argparse.Namespace) -> None:
                     async with fresh_database(admin) as db:
                         await fill(db, args.requests, args.services)
                         await sim_control(sim_url, "POST", "/_simulator/reset")
+                        cpu = time.process_time()
                         if name == "daemon":
                             rate = await run_daemon(db, sim_url, args.requests, args.concurrency)
                         else:
                             rate = await run_bare(db, sim_url, args.requests, args.concurrency, args.bare_batch)
+                        cpu_us = (time.process_time() - cpu) / args.requests * 1e6
                         results[name].append(rate)
-                        print(f"  round {rnd + 1} {name:<6} {rate:8.0f} requests/s")
+                        # CPU of this process (daemon or bare loop; not the simulator's, not Postgres'):
+                        # steadier than the rate on a shared machine, so it shows where a change helps.
+                        print(f"  round {rnd + 1} {name:<6} {rate:8.0f} requests/s   {cpu_us:4.0f} us CPU a request")
             d, b = max(results["daemon"]), max(results["bare"])
             print(f"daemon (gdpr-daemon run): {d:.0f} requests/s (best of {args.rounds})")
             print(f"bare loop: {b:.0f} requests/s (best of {args.rounds}; batch {args.bare_batch}, no history, no leases)")
