@@ -193,6 +193,11 @@ async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
                 if not counts.get("pending") and not counts.get("in_flight"):
                     break
                 await asyncio.sleep(0.3)
+            if daemon.events_job is not None:  # the daemon's own scheduled pull, once more now
+                pulled = await daemon.events_job.run()
+                if pulled is not None:
+                    _say(f"   account event history pulled: {pulled.stored} events stored, "
+                         f"{pulled.confirmed} requests confirmed by their OwnBackup event")  # fmt: skip
             stop.set()
             await task
             rows = await list_requests(engine, limit=10_000)
@@ -235,6 +240,7 @@ async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
                     )
                 )
             await _show_tools(engine, tools)
+            await _show_status(engine)
             _summary_hint(rows, keep, url)
     finally:
         await engine.dispose()
@@ -321,6 +327,16 @@ async def _show_tools(engine: Any, tools: dict[str, Any]) -> None:
     )
     for r in overdue:
         _say(f"     request {r['id']}: {r['status']}, due {r['due_at']:%Y-%m-%d}, case {r['external_ref']}")
+
+
+async def _show_status(engine: Any) -> None:
+    from gdpr_daemon.commands.status import as_text
+    from gdpr_daemon.db.stats import status_figures
+
+    hours = 24.0  # the default of events_unconfirmed_after_hours
+    figures = await status_figures(engine, unconfirmed_after_hours=hours)
+    _say("\n8. `gdpr-daemon status`, the view at a glance (what needs a person, what is late):\n")
+    _say("\n".join("   " + line for line in as_text(figures, hours, datetime.now(UTC)).splitlines()))
 
 
 def _summary_hint(rows: list[dict[str, Any]], keep: bool, url: str) -> None:
