@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy.engine import make_url
+
 from gdpr_daemon.db.intake_settings import write_intake_settings
 from gdpr_daemon.db.queue import Outcome, QueueStore
 from tests.helpers import insert_forget, run_cli
@@ -78,7 +80,14 @@ async def test_status_of_an_empty_database(db_url, sim_url):
     assert "events: none pulled yet" in out
 
 
-async def test_status_before_migrate_says_to_migrate(pg_admin_url, sim_url):
+async def test_status_before_migrate_says_to_migrate(pg, db_url, sim_url):
     """On a database without the schema the one line says what to run."""
-    code, _, err = await run_cli(pg_admin_url, sim_url, "status")
+    base = make_url(db_url)
+    name = f"{base.database}_empty"
+    await pg.execute(f'CREATE DATABASE "{name}"')
+    try:
+        empty = base.set(database=name).render_as_string(hide_password=False)
+        code, _, err = await run_cli(empty, sim_url, "status")
+    finally:
+        await pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     assert code == 1 and "run `gdpr-daemon migrate`" in err and len(err.strip().splitlines()) == 1
