@@ -3,7 +3,7 @@ daemon subprocesses.
 
 The constants and the set of secrets the leak scan looks for live here, not in
 conftest.py: pytest imports conftest.py as the module ``conftest`` (tests/ is no package),
-so ``from tests.helpers import ...`` would load a second copy with state of its own.
+so ``from tests.conftest import ...`` would load a second copy with state of its own.
 """
 
 from __future__ import annotations
