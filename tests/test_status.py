@@ -91,3 +91,11 @@ async def test_status_before_migrate_says_to_migrate(pg, db_url, sim_url):
     finally:
         await pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     assert code == 1 and "run `gdpr-daemon migrate`" in err and len(err.strip().splitlines()) == 1
+
+
+async def test_status_on_a_missing_database_says_to_create_it(db_url, sim_url):
+    """database_url naming a database that does not exist: one line, what to do next."""
+    missing = make_url(db_url).set(database="gdpr_no_such_db").render_as_string(hide_password=False)
+    code, _, err = await run_cli(missing, sim_url, "status")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert '"gdpr_no_such_db" does not exist; create it (or correct database_url)' in err
