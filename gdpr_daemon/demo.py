@@ -240,7 +240,7 @@ async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
                     )
                 )
             await _show_tools(engine, tools)
-            await _show_status(engine)
+            await _show_status(engine, settings.events_unconfirmed_after_hours)
             _summary_hint(rows, keep, url)
     finally:
         await engine.dispose()
@@ -329,11 +329,10 @@ async def _show_tools(engine: Any, tools: dict[str, Any]) -> None:
         _say(f"     request {r['id']}: {r['status']}, due {r['due_at']:%Y-%m-%d}, case {r['external_ref']}")
 
 
-async def _show_status(engine: Any) -> None:
+async def _show_status(engine: Any, hours: float) -> None:
     from gdpr_daemon.commands.status import as_text
     from gdpr_daemon.db.stats import status_figures
 
-    hours = 24.0  # the default of events_unconfirmed_after_hours
     figures = await status_figures(engine, unconfirmed_after_hours=hours)
     _say("\n8. `gdpr-daemon status`, the view at a glance (what needs a person, what is late):\n")
     _say("\n".join("   " + line for line in as_text(figures, hours, datetime.now(UTC)).splitlines()))

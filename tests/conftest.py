@@ -29,7 +29,7 @@ from gdpr_daemon.db import migrate
 from gdpr_daemon.db.engine import libpq_url, make_engine
 from gdpr_daemon.embedded import EmbeddedPostgres
 from gdpr_daemon.simulator import FaultConfig, Simulator, SimulatorConfig
-from tests.helpers import LOG_DIR, LOG_ROOT, PII_MARKER, SECRETS_SEEN, SIM_EMAIL, SIM_PASSWORD
+from tests.helpers import LOG_DIR, LOG_ROOT, PII_MARKER, SECRETS_SEEN, SIM_EMAIL, SIM_PASSWORD, with_db
 
 # ---- logs and the leak scan ----------------------------------------------------------
 
@@ -136,19 +136,13 @@ def pg_admin_url() -> Iterator[str]:
         server.stop()
 
 
-def _with_db(url: str, name: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
 async def template_db(pg_admin_url: str) -> AsyncIterator[str]:
     name = f"gdpr_tpl_{os.getpid()}_{secrets.token_hex(3)}"
     conn = await asyncpg.connect(pg_admin_url)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
-        engine = make_engine(_with_db(pg_admin_url, name), pool_size=1)
+        engine = make_engine(with_db(pg_admin_url, name), pool_size=1)
         await migrate.upgrade(engine)
         await engine.dispose()
         yield name
@@ -182,7 +176,7 @@ async def db_url(pg_admin_url: str, template_db: str) -> AsyncIterator[str]:
         await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     finally:
         await conn.close()
-    yield _with_db(pg_admin_url, name)
+    yield with_db(pg_admin_url, name)
     _DROPS.append(asyncio.create_task(_drop_later(pg_admin_url, name)))
 
 

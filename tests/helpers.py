@@ -33,6 +33,19 @@ LOG_DIR = LOG_ROOT / f"run-{os.getpid()}"
 SECRETS_SEEN: set[str] = {SIM_PASSWORD}
 
 
+def with_db(url: str, name: str) -> str:
+    """``url`` pointing at database ``name`` (never string surgery: the embedded server's URL carries ?host=/path)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def database_of(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return str(make_url(url).database)
+
+
 def pii(n: int | str) -> str:
     """A rectify value the leak scan will recognise."""
     return f"{PII_MARKER}{n}-{secrets.token_hex(3)}"

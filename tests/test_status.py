@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy.engine import make_url
-
 from gdpr_daemon.db.intake_settings import write_intake_settings
 from gdpr_daemon.db.queue import Outcome, QueueStore
-from tests.helpers import insert_forget, run_cli
+from tests.helpers import database_of, insert_forget, run_cli, with_db
 
 
 async def _arrange(engine, pg) -> None:  # type: ignore[no-untyped-def]
@@ -82,11 +80,10 @@ async def test_status_of_an_empty_database(db_url, sim_url):
 
 async def test_status_before_migrate_says_to_migrate(pg, db_url, sim_url):
     """On a database without the schema the one line says what to run."""
-    base = make_url(db_url)
-    name = f"{base.database}_empty"
+    name = f"{database_of(db_url)}_empty"
     await pg.execute(f'CREATE DATABASE "{name}"')
     try:
-        empty = base.set(database=name).render_as_string(hide_password=False)
+        empty = with_db(db_url, name)
         code, _, err = await run_cli(empty, sim_url, "status")
     finally:
         await pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -95,7 +92,7 @@ async def test_status_before_migrate_says_to_migrate(pg, db_url, sim_url):
 
 async def test_status_on_a_missing_database_says_to_create_it(db_url, sim_url):
     """database_url naming a database that does not exist: one line, what to do next."""
-    missing = make_url(db_url).set(database="gdpr_no_such_db").render_as_string(hide_password=False)
+    missing = with_db(db_url, "gdpr_no_such_db")
     code, _, err = await run_cli(missing, sim_url, "status")
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert '"gdpr_no_such_db" does not exist; create it (or correct database_url)' in err

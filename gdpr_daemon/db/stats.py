@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gdpr_daemon.db.tables import CANCELLED, PENDING, STATUSES, SUBMITTED
 
@@ -60,15 +60,19 @@ class Snapshot:
 async def snapshot(engine: AsyncEngine) -> Snapshot:
     """The queue's figures and the event cursor, read in one short connection."""
     async with engine.connect() as conn:
-        rows = (await conn.execute(_BY_STATUS)).all()
-        if rows:
-            has_cursors = bool(rows[0].has_cursors)
-        else:
-            has_cursors = bool((await conn.execute(_HAS_CURSORS)).scalar_one())
-        cursor = None
-        if has_cursors:
-            row = (await conn.execute(_CURSOR)).one()
-            cursor = CursorStats(last_event_id=row.last_event_id, updated_at=row.updated_at)
+        return await _snapshot(conn)
+
+
+async def _snapshot(conn: AsyncConnection) -> Snapshot:
+    rows = (await conn.execute(_BY_STATUS)).all()
+    if rows:
+        has_cursors = bool(rows[0].has_cursors)
+    else:
+        has_cursors = bool((await conn.execute(_HAS_CURSORS)).scalar_one())
+    cursor = None
+    if has_cursors:
+        row = (await conn.execute(_CURSOR)).one()
+        cursor = CursorStats(last_event_id=row.last_event_id, updated_at=row.updated_at)
     by_status = dict.fromkeys(STATUSES, 0)
     oldest = 0.0
     overdue = 0
@@ -107,8 +111,8 @@ class StatusFigures:
 
 async def status_figures(engine: AsyncEngine, *, unconfirmed_after_hours: float, soon_days: int = 7) -> StatusFigures:
     """The snapshot and the figures a person asks for at a glance."""
-    snap = await snapshot(engine)
     async with engine.connect() as conn:
+        snap = await _snapshot(conn)
         row = (
             await conn.execute(
                 _STATUS, {"unconfirmed_after": unconfirmed_after_hours * 3600, "soon_days": soon_days}

@@ -7,12 +7,11 @@ import json
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from gdpr_daemon.db import migrate
 from gdpr_daemon.db.engine import make_engine
 from gdpr_daemon.db.integrity import Anchor, verify_chains
-from tests.helpers import insert_forget
+from tests.helpers import database_of, insert_forget, with_db
 
 EVENT = "INSERT INTO audit_events (event_id, created_at, key, user_email, parameters, raw) " \
         "VALUES ($1, now(), 'login', 'ops@example.com', '{}', $2::jsonb) ON CONFLICT (event_id) DO NOTHING"
@@ -199,10 +198,9 @@ async def test_anchor_detects_a_rewritten_chain(engine, pg):
 
 async def test_migration_chains_existing_history(pg_admin_url, pg, db_url):
     """Upgrading a database that already holds history (0003 -> 0004) chains the existing rows."""
-    base = make_url(db_url)  # not string surgery: the embedded server's URL carries ?host=/path
-    name = f"{base.database}_up"
+    name = f"{database_of(db_url)}_up"
     await pg.execute(f'CREATE DATABASE "{name}"')
-    url = base.set(database=name).render_as_string(hide_password=False)
+    url = with_db(db_url, name)
     eng = make_engine(url, pool_size=1)
     try:
         await migrate.upgrade(eng, "0003")
