@@ -8,7 +8,7 @@
 # clean slim Python, so no compiler, pip cache or source tree ships.  The final image
 # runs as uid 10001, writes nothing outside /tmp (works with a read-only root
 # filesystem), logs JSON lines to stderr and serves /healthz, /readyz and /metrics on
-# port 8080.  Migrations ship inside the package: run `gdpr-daemon migrate` with the
+# port 8080.  Migrations ship inside the package (as gdpr_daemon.migrations): run `gdpr-daemon migrate` with the
 # same image (a Kubernetes Job, or `docker run ... gdpr-daemon migrate`).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -22,6 +22,7 @@ ENV PATH=/opt/gdpr-daemon/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY gdpr_daemon ./gdpr_daemon
+COPY migrations ./migrations
 RUN pip install --no-cache-dir . \
     && gdpr-daemon --version
 

@@ -1,7 +1,8 @@
 """Apply and inspect Alembic migrations in-process.
 
-The migrations ship inside the package (``gdpr_daemon/migrations``) so ``gdpr-daemon
-migrate`` works from any directory and in the container image.  Concurrent upgrades
+The migrations live in the repository's top-level ``migrations/`` and are installed as the
+package ``gdpr_daemon.migrations``, so ``gdpr-daemon migrate`` works from any directory and
+in the container image.  Concurrent upgrades
 (two replicas, or a Kubernetes Job racing an init container) serialise on an advisory
 lock, so the second one finds the schema current and does nothing.
 """
@@ -23,7 +24,7 @@ MIGRATION_LOCK = 0x6764_7072_6D69  # "gdprmi": pg_advisory_xact_lock key for upg
 
 def alembic_config() -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(files("gdpr_daemon") / "migrations"))
+    cfg.set_main_option("script_location", str(files("gdpr_daemon.migrations")))
     return cfg
 
 

@@ -1,6 +1,6 @@
 """Table definitions (SQLAlchemy Core), mirroring the Alembic migrations.
 
-The migrations in ``gdpr_daemon/migrations`` are the source of truth for the schema; these
+The migrations in ``migrations/`` are the source of truth for the schema; these
 objects let the rest of ``db/`` build statements.  A test checks both agree.
 """
 

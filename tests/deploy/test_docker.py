@@ -188,14 +188,14 @@ def test_builder_installs_like_the_readme():
 def test_build_context_holds_what_pip_install_needs():
     """Everything `pip install .` reads is copied into the builder and not excluded by .dockerignore."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    needed = {"pyproject.toml", pyproject["project"]["readme"], "gdpr_daemon"}
+    needed = {"pyproject.toml", pyproject["project"]["readme"], "gdpr_daemon", "migrations"}
     copied = set()
     for arg in stages()[0].all("COPY"):
         words = arg.split()
         copied.update(w.rstrip("/") for w in words[:-1] if not w.startswith("--"))
     assert needed <= copied, needed - copied
     patterns = dockerignore()
-    for path in (*needed, "gdpr_daemon/migrations/env.py", "gdpr_daemon/cli.py"):
+    for path in (*needed, "migrations/env.py", "gdpr_daemon/cli.py"):
         assert not ignored(path, patterns), f"{path} is excluded by .dockerignore"
     for path in (".git", ".venv/bin/python", ".tmp/test-logs/suite.log", "tests/conftest.py",
                  "gdpr_daemon/__pycache__/cli.cpython-311.pyc"):  # fmt: skip
