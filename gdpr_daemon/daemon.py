@@ -220,6 +220,8 @@ class Daemon:
             self.engine,
             self.client.health,
             ready_check=lifecycle_check(self.ready, stop),
+            unconfirmed_after_hours=self.settings.events_unconfirmed_after_hours,
+            events_pull_interval=self.settings.events_pull_interval_seconds,
         )
         try:
             await server.start()

@@ -8,7 +8,8 @@
   a short timeout, so a probe never hangs on a dead connection.
 - ``/metrics`` is :data:`gdpr_daemon.metrics.REGISTRY` in the Prometheus text format;
   the database-derived gauges (requests by status, queue depth, oldest pending, overdue,
-  event cursor) are refreshed from Postgres just before rendering.
+  due soon, unconfirmed, event cursor) are refreshed from Postgres just before rendering,
+  and ``gdpr_daemon_api_up`` from the client's API health.
 
 The server is off unless ``health_address`` is set; the daemon starts and stops it.
 """
@@ -81,12 +82,17 @@ class HealthServer:
         *,
         ready_check: ReadyCheck | None = None,
         db_timeout: float = DB_TIMEOUT_SECONDS,
+        unconfirmed_after_hours: float = 24.0,
+        events_pull_interval: float | None = None,
     ) -> None:
         self.host, self._port = parse_address(address)
         self.engine = engine
         self.api_health = api_health
         self.ready_check = ready_check
         self.db_timeout = db_timeout
+        self.unconfirmed_after_hours = unconfirmed_after_hours
+        if events_pull_interval is not None:
+            metrics.EVENTS_PULL_INTERVAL.set(events_pull_interval)
         self._head = migrate.head_revision()  # the newest migration this version ships
         self._known = _known_revisions()
         self._runner: web.AppRunner | None = None
@@ -178,10 +184,14 @@ class HealthServer:
         return ready, checks
 
     async def refresh_metrics(self) -> None:
-        """Set the database-derived gauges; on failure they keep their last values."""
+        """Set the database-derived gauges (on failure they keep their last values) and api_up."""
+        if self.api_health is not None:
+            metrics.API_UP.set(1 if self.api_health.ok else 0)
         try:
             async with asyncio.timeout(self.db_timeout):
-                snap = await stats.snapshot(self.engine)
+                snap = await stats.snapshot(
+                    self.engine, unconfirmed_after_hours=self.unconfirmed_after_hours, soon_days=metrics.DUE_SOON_DAYS
+                )
         except Exception as exc:  # /metrics still answers, database_up says 0
             metrics.DATABASE_UP.set(0)
             if self._db_up is not False:  # once per outage, not once per scrape
@@ -197,6 +207,8 @@ class HealthServer:
         metrics.QUEUE_DEPTH.set(q.pending)
         metrics.OLDEST_PENDING_AGE.set(q.oldest_pending_age)
         metrics.REQUESTS_OVERDUE.set(q.overdue)
+        metrics.REQUESTS_DUE_SOON.set(q.due_soon)
+        metrics.REQUESTS_UNCONFIRMED.set(q.unconfirmed)
         if snap.cursor is not None:
             if snap.cursor.last_event_id is not None:
                 metrics.EVENT_CURSOR.set(snap.cursor.last_event_id)

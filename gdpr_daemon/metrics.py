@@ -7,9 +7,13 @@ overdue) are refreshed from Postgres at scrape time by the health server, not he
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+DUE_SOON_DAYS = 7  # the window of gdpr_daemon_requests_due_soon, as `gdpr-daemon status` counts it
 
 API_LATENCY = Histogram(
     "gdpr_daemon_api_call_seconds",
@@ -27,6 +31,23 @@ API_RETRIES = Counter(
 API_RELOGINS = Counter(
     "gdpr_daemon_api_relogins_total",
     "Authentications repeated because the API answered 401.",
+    registry=REGISTRY,
+)
+API_CALLS = Counter(
+    "gdpr_daemon_api_calls_total",
+    "OwnBackup API calls by endpoint name and answer: 2xx, 3xx, 4xx, 5xx, or none (no answer: "
+    "connection failed or timed out).",
+    ["endpoint", "status_class"],
+    registry=REGISTRY,
+)
+API_AUTH_FAILURES = Counter(
+    "gdpr_daemon_api_auth_failures_total",
+    "Times the API refused the credentials (login refused, or 401 again right after a fresh login).",
+    registry=REGISTRY,
+)
+API_UP = Gauge(
+    "gdpr_daemon_api_up",
+    "1 when this process's last OwnBackup API contact succeeded (as /readyz's api check), else 0.",
     registry=REGISTRY,
 )
 SUBMISSIONS = Counter(
@@ -55,6 +76,11 @@ LAST_PULL = Gauge(
     "Unix time of the last successful event pull.",
     registry=REGISTRY,
 )
+EVENTS_PULL_INTERVAL = Gauge(
+    "gdpr_daemon_events_pull_interval_seconds",
+    "The configured events_pull_interval_seconds (for alerting on a stale event history).",
+    registry=REGISTRY,
+)
 
 # ---- refreshed from Postgres at scrape time (gdpr_daemon.health, SQL in db/stats.py) ----
 # Every replica reports the same database-wide values: aggregate these with max(), not sum().
@@ -81,8 +107,30 @@ REQUESTS_OVERDUE = Gauge(
     "(as `gdpr-daemon requests list --overdue`).",
     registry=REGISTRY,
 )
+REQUESTS_DUE_SOON = Gauge(
+    "gdpr_daemon_requests_due_soon",
+    f"Requests not submitted or cancelled whose due date is within the next {DUE_SOON_DAYS} days "
+    "(not yet overdue; as `gdpr-daemon status`).",
+    registry=REGISTRY,
+)
+REQUESTS_UNCONFIRMED = Gauge(
+    "gdpr_daemon_requests_unconfirmed",
+    "Requests submitted longer ago than events_unconfirmed_after_hours that no OwnBackup event has "
+    "confirmed (as `gdpr-daemon requests list --unconfirmed`).",
+    registry=REGISTRY,
+)
 DATABASE_UP = Gauge(
     "gdpr_daemon_database_up",
     "1 when the scrape-time database query succeeded, else 0 (the other database gauges are then stale).",
     registry=REGISTRY,
 )
+
+
+_STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
+
+@functools.cache
+def api_call_counter(endpoint: str, status: int | None) -> Any:
+    """The API_CALLS child for an endpoint and an HTTP status (None: no answer), looked up once."""
+    status_class = "none" if status is None else _STATUS_CLASSES.get(status // 100, "other")
+    return API_CALLS.labels(endpoint=endpoint, status_class=status_class)

@@ -26,6 +26,9 @@ SELECT status,
        count(*) AS n,
        count(*) FILTER (WHERE due_at < now()) AS overdue,
        EXTRACT(epoch FROM now() - min(created_at))::float8 AS oldest_age,
+       count(*) FILTER (WHERE due_at >= now() AND due_at < now() + make_interval(days => :soon_days)) AS due_soon,
+       count(*) FILTER (WHERE confirmed_at IS NULL
+                        AND submitted_at < now() - make_interval(secs => :unconfirmed_after)) AS unconfirmed,
        to_regclass('event_cursors') IS NOT NULL AS has_cursors
 FROM gdpr_requests
 GROUP BY status
@@ -43,6 +46,8 @@ class QueueStats:
     pending: int = 0
     oldest_pending_age: float = 0.0  # seconds; 0 when nothing is pending
     overdue: int = 0
+    due_soon: int = 0  # open, due within ``soon_days``, not yet overdue
+    unconfirmed: int = 0  # submitted longer ago than the bound, no confirming event yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +62,15 @@ class Snapshot:
     cursor: CursorStats | None  # None when the event_cursors table does not exist yet
 
 
-async def snapshot(engine: AsyncEngine) -> Snapshot:
+async def snapshot(engine: AsyncEngine, *, unconfirmed_after_hours: float = 24.0, soon_days: int = 7) -> Snapshot:
     """The queue's figures and the event cursor, read in one short connection."""
     async with engine.connect() as conn:
-        return await _snapshot(conn)
+        return await _snapshot(conn, unconfirmed_after_hours=unconfirmed_after_hours, soon_days=soon_days)
 
 
-async def _snapshot(conn: AsyncConnection) -> Snapshot:
-    rows = (await conn.execute(_BY_STATUS)).all()
+async def _snapshot(conn: AsyncConnection, *, unconfirmed_after_hours: float = 24.0, soon_days: int = 7) -> Snapshot:
+    params = {"unconfirmed_after": unconfirmed_after_hours * 3600, "soon_days": soon_days}
+    rows = (await conn.execute(_BY_STATUS, params)).all()
     if rows:
         has_cursors = bool(rows[0].has_cursors)
     else:
@@ -75,14 +81,18 @@ async def _snapshot(conn: AsyncConnection) -> Snapshot:
         cursor = CursorStats(last_event_id=row.last_event_id, updated_at=row.updated_at)
     by_status = dict.fromkeys(STATUSES, 0)
     oldest = 0.0
-    overdue = 0
+    overdue = due_soon = unconfirmed = 0
     for r in rows:
         by_status[r.status] = int(r.n)
         if r.status not in _NOT_OPEN:
             overdue += int(r.overdue)
+            due_soon += int(r.due_soon)
+        if r.status == SUBMITTED:
+            unconfirmed = int(r.unconfirmed)
         if r.status == PENDING:
             oldest = max(float(r.oldest_age or 0.0), 0.0)
-    queue = QueueStats(by_status=by_status, pending=by_status[PENDING], oldest_pending_age=oldest, overdue=overdue)
+    queue = QueueStats(by_status=by_status, pending=by_status[PENDING], oldest_pending_age=oldest, overdue=overdue,
+                       due_soon=due_soon, unconfirmed=unconfirmed)  # fmt: skip
     return Snapshot(queue=queue, cursor=cursor)
 
 
@@ -112,7 +122,7 @@ class StatusFigures:
 async def status_figures(engine: AsyncEngine, *, unconfirmed_after_hours: float, soon_days: int = 7) -> StatusFigures:
     """The snapshot and the figures a person asks for at a glance."""
     async with engine.connect() as conn:
-        snap = await _snapshot(conn)
+        snap = await _snapshot(conn, unconfirmed_after_hours=unconfirmed_after_hours, soon_days=soon_days)
         row = (
             await conn.execute(
                 _STATUS, {"unconfirmed_after": unconfirmed_after_hours * 3600, "soon_days": soon_days}

@@ -189,6 +189,8 @@ class Connection:
         return answer
 
     def _record(self, exc: OwnBackupError) -> None:
+        if isinstance(exc, AuthenticationError):
+            metrics.API_AUTH_FAILURES.inc()
         if isinstance(exc, TransientError | AuthenticationError):
             self.health.record_failure(exc)
         else:

@@ -159,6 +159,7 @@ async def exchange(
     finally:
         elapsed = time.perf_counter() - started
         _latency(name).observe(elapsed)
+        metrics.api_call_counter(name, None if outcome == "error" else int(outcome)).inc()
         # URLs and bodies stay out of the log: a download link can carry a signature,
         # a body can carry personal data.
         log.debug(
