@@ -86,10 +86,24 @@ def free_port() -> int:
 @contextlib.contextmanager
 def simulator(*args: str) -> Iterator[str]:
     """The simulator in its own process (its own core), as a user would run it."""
+    with api_process("-m", "gdpr_daemon", "simulate", *args) as (url, _pid):
+        yield url
+
+
+@contextlib.contextmanager
+def minimal_api(*args: str) -> Iterator[tuple[str, int]]:
+    """bench/minimal_api.py in its own process: (its URL, its pid)."""
+    with api_process(str(ROOT / "bench" / "minimal_api.py"), *args) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def api_process(*argv: str) -> Iterator[tuple[str, int]]:
+    """``python ARGV --host 127.0.0.1 --port P`` until it accepts connections: (URL, pid)."""
     port = free_port()
     env = dict(os.environ, GDPR_DAEMON_OWNBACKUP_EMAIL=SIM_EMAIL, GDPR_DAEMON_OWNBACKUP_PASSWORD=SIM_PASSWORD)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gdpr_daemon", "simulate", "--host", "127.0.0.1", "--port", str(port), *args],
+        [sys.executable, *argv, "--host", "127.0.0.1", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -99,7 +113,7 @@ def simulator(*args: str) -> Iterator[str]:
             break
         time.sleep(0.05)
     try:
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
@@ -118,3 +132,46 @@ def percentile(values: list[float], p: float) -> float:
     k = (len(ordered) - 1) * p / 100
     lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+class CpuMeter:
+    """CPU seconds spent by this process, the API server and every Postgres process.
+
+    ``split()`` after ``start()`` answers the three deltas.  A Postgres backend that starts
+    during the interval counts whole; one that ends before ``split()`` is lost, so take the
+    split before the measured system closes its connections.
+    """
+
+    def __init__(self, api_pid: int, extra_pids: tuple[int, ...] = ()) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self.api = psutil.Process(api_pid)
+        self.extra = [psutil.Process(p) for p in extra_pids]
+        self._t0: tuple[float, float, dict[int, float]] = (0.0, 0.0, {})
+
+    @staticmethod
+    def _cpu(proc: object) -> float:
+        t = proc.cpu_times()  # type: ignore[attr-defined]
+        return float(t.user + t.system)
+
+    def _postgres(self) -> dict[int, float]:
+        out: dict[int, float] = {}
+        for proc in self._psutil.process_iter(["name"]):
+            if proc.info["name"] in ("postgres", "postmaster"):
+                with contextlib.suppress(self._psutil.Error):
+                    out[proc.pid] = self._cpu(proc)
+        return out
+
+    def _own(self) -> float:
+        return time.process_time() + sum(self._cpu(p) for p in self.extra)
+
+    def start(self) -> None:
+        self._t0 = (self._own(), self._cpu(self.api), self._postgres())
+
+    def split(self) -> tuple[float, float, float]:
+        own0, api0, pg0 = self._t0
+        pg1 = self._postgres()
+        pg = sum(cpu - pg0.get(pid, 0.0) for pid, cpu in pg1.items())
+        return self._own() - own0, self._cpu(self.api) - api0, pg
+

@@ -1,24 +1,37 @@
-"""Benchmark: drain 20,000 pending requests over 20 services (simulator, no latency).
+"""Benchmark: drain 20,000 pending requests over 20 services.
 
 Prints the daemon's requests per second and, in the same run on the same data, a bare
 hand-written loop (claim a batch with SKIP LOCKED, POST each with aiohttp at the same
-concurrency, write the results back in one statement per batch), and their ratio.
+concurrency, write the results back in one statement per batch), their ratio, and the CPU
+each spent per 1,000 requests split three ways: its own process, the API server, Postgres.
 
-"The daemon" is `gdpr-daemon run` as deployed (scheduler, LISTEN, leases, history,
-logging, metrics), timed from its start until the last outcome is committed: the same
-job as the bare loop.  `run --once` is measured too, once, on the same data: it also
-pulls the 20,000 confirming events of the account history after submitting, which the
-bare loop does not do, so its rate is printed beside the ratio rather than in it.
-Then the pickup latency (INSERT to POST received) of single inserts on an idle daemon.
+The API is, by default, ``bench/minimal_api.py``: a server that answers the calls a drain
+makes from precomputed bytes and costs far less CPU per call than either client, so it is
+not what sets the pace.  ``--api simulator`` measures against the stateful simulator
+instead (the realism run: there the simulator is the bottleneck for both).
 
-    python bench/drain.py [--requests 20000] [--services 20] [--concurrency 32] [--pickups 200]
+"The daemon" is `gdpr-daemon run` as deployed (scheduler, LISTEN, leases, history with its
+hash chain, logging, metrics), timed from its start until the last outcome is committed:
+the same job as the bare loop.  Daemon and bare loop alternate order round by round.
+``run --once`` is measured once on the same data (``--api simulator`` only: it pulls the
+confirming events too).  Then the pickup latency (INSERT to POST received) of single inserts
+on an idle daemon, and the replica scaling: ``--replicas N`` processes of `gdpr-daemon run`
+against an API slowed by ``--scale-latency-ms``, against one process on the same API.
+
+    python bench/drain.py [--api minimal|simulator] [--requests 20000] [--services 20]
+                          [--concurrency 32] [--rounds 2] [--pickups 200]
+                          [--replicas 2] [--scale-latency-ms 40] [--scale-requests 10000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,13 +43,16 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    ROOT,
     SIM_EMAIL,
     SIM_PASSWORD,
+    CpuMeter,
+    api_process,
     fresh_database,
+    minimal_api,
     percentile,
     postgres,
     sim_control,
-    simulator,
 )  # fmt: skip
 
 from gdpr_daemon import logging as glog
@@ -44,14 +60,15 @@ from gdpr_daemon.config import load_settings
 from gdpr_daemon.daemon import Daemon, OnceReport
 
 
-async def fill(url: str, n: int, services: int) -> None:
+async def fill(url: str, n: int, services: int, *, analyze: bool = True) -> None:
     conn = await asyncpg.connect(url)
     await conn.execute(
         "INSERT INTO gdpr_requests (request_type, service_id, table_name, record_id) "
         "SELECT 'forget', 1001 + (g % $2), 'Contact', 'rec' || g FROM generate_series(1, $1) g",
         n, services,
     )  # fmt: skip
-    await conn.execute("VACUUM ANALYZE gdpr_requests")
+    if analyze:
+        await conn.execute("VACUUM ANALYZE gdpr_requests")
     await conn.close()
 
 
@@ -63,11 +80,15 @@ def settings(db_url: str, sim_url: str, concurrency: int, **extra: object):  # t
     )  # fmt: skip
 
 
-async def run_daemon(db_url: str, sim_url: str, n: int, concurrency: int) -> float:
+Split = tuple[float, float, float]
+
+
+async def run_daemon(db_url: str, sim_url: str, n: int, concurrency: int, meter: CpuMeter) -> tuple[float, Split]:
     """`gdpr-daemon run`: from its start until the n-th outcome is committed."""
     daemon = Daemon(settings(db_url, sim_url, concurrency))
     stop = asyncio.Event()
     written = daemon.worker.recorder.written
+    meter.start()
     t0 = time.perf_counter()
     task = asyncio.create_task(daemon.run(stop))
     deadline = time.monotonic() + 600
@@ -75,10 +96,11 @@ async def run_daemon(db_url: str, sim_url: str, n: int, concurrency: int) -> flo
     while written["submitted"] < n and not task.done() and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.002)
     elapsed = time.perf_counter() - t0
+    cpu = meter.split()
     stop.set()
     assert await task == 0
     assert written["submitted"] == n and sum(written.values()) == n, written
-    return n / elapsed
+    return n / elapsed, cpu
 
 
 async def run_once(db_url: str, sim_url: str, n: int, concurrency: int) -> OnceReport:
@@ -87,7 +109,8 @@ async def run_once(db_url: str, sim_url: str, n: int, concurrency: int) -> OnceR
     return report
 
 
-async def run_bare(db_url: str, sim_url: str, n: int, concurrency: int, batch: int) -> float:
+async def run_bare(db_url: str, sim_url: str, n: int, concurrency: int, batch: int, meter: CpuMeter) -> tuple[float, Split]:
+    meter.start()
     conn = await asyncpg.connect(db_url)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -121,17 +144,18 @@ async def run_bare(db_url: str, sim_url: str, n: int, concurrency: int, batch: i
             )  # fmt: skip
             done += len(rows)
         elapsed = time.perf_counter() - t0
+        cpu = meter.split()
     await conn.close()
     assert done == n
-    return n / elapsed
+    return n / elapsed, cpu
 
 
-async def pickup_latency(db_url: str, sim_url: str, count: int) -> list[float]:
+async def pickup_latency(db_url: str, sim_url: str, count: int, api: str) -> list[float]:
     daemon = Daemon(settings(db_url, sim_url, 32, queue_poll_interval_seconds=60))
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
     await asyncio.wait_for(daemon.ready.wait(), 30)
-    await sim_control(sim_url, "POST", "/_simulator/reset")
+    await reset_api(sim_url, api)
     conn = await asyncpg.connect(db_url)
     inserted: dict[str, float] = {}
     for i in range(count):
@@ -150,56 +174,142 @@ async def pickup_latency(db_url: str, sim_url: str, count: int) -> list[float]:
     stop.set()
     await task
     await conn.close()
-    calls = await sim_control(sim_url, "GET", "/_simulator/calls")
+    return [(at - inserted[record]) * 1000 for record, at in await received_calls(sim_url, api)]
+
+
+async def reset_api(url: str, api: str) -> None:
+    await sim_control(url, "POST", "/_simulator/reset" if api == "simulator" else "/_bench/reset")
+
+
+async def received_calls(url: str, api: str) -> list[tuple[str, float]]:
+    """(record_id, unix time received) of each GDPR call the API server took."""
+    if api == "minimal":
+        calls = await sim_control(url, "GET", "/_bench/calls")
+        assert isinstance(calls, list)
+        return [(c[0], float(c[1])) for c in calls]
+    calls = await sim_control(url, "GET", "/_simulator/calls")
     assert isinstance(calls, list)
-    lat = []
-    for c in calls:
-        at = datetime.fromisoformat(c["at"].replace("Z", "+00:00")).timestamp()
-        lat.append((at - inserted[c["record_id"]]) * 1000)
-    return lat
+    return [(c["record_id"], datetime.fromisoformat(c["at"].replace("Z", "+00:00")).timestamp()) for c in calls]
+
+
+async def scaling(admin: str, args: argparse.Namespace) -> None:
+    """One `gdpr-daemon run` process against ``args.replicas``, on an API slowed by scale_latency_ms."""
+    n = args.scale_requests
+    print(f"replica scaling: {n} requests, API latency {args.scale_latency_ms:.0f} ms a call, "
+          f"concurrency {args.concurrency} a process")  # fmt: skip
+    rates: dict[int, float] = {}
+    with minimal_api("--services", str(args.services), "--latency-ms", str(args.scale_latency_ms)) as (url, _pid):
+        for replicas in (1, args.replicas):
+            async with fresh_database(admin) as db:
+                rates[replicas] = await drain_with_processes(db, url, n, replicas, args.concurrency)
+            print(f"  {replicas} process(es): {rates[replicas]:8.0f} requests/s")
+    ideal = min(args.replicas * args.concurrency, args.services * 8) / (args.scale_latency_ms / 1000)
+    print(f"scaling {args.replicas} processes / 1: {rates[args.replicas] / rates[1]:.2f} "
+          f"(goal >= {0.9 * args.replicas:.1f}; the API's latency allows {ideal:.0f} requests/s at this concurrency)")
+
+
+async def drain_with_processes(db_url: str, api_url: str, n: int, replicas: int, concurrency: int) -> float:
+    """Start ``replicas`` `gdpr-daemon run` processes on an empty queue, insert n requests in one
+    statement (NOTIFY wakes them), and time from its commit to the last outcome committed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GDPR_DAEMON_")}
+    env.update(
+        GDPR_DAEMON_DATABASE_URL=db_url, GDPR_DAEMON_OWNBACKUP_URL=api_url, GDPR_DAEMON_OWNBACKUP_EMAIL=SIM_EMAIL,
+        GDPR_DAEMON_OWNBACKUP_PASSWORD=SIM_PASSWORD, GDPR_DAEMON_QUEUE_CONCURRENCY=str(concurrency),
+        GDPR_DAEMON_LOG_LEVEL="warning", GDPR_DAEMON_HEALTH_ADDRESS="",
+    )  # fmt: skip
+    procs = []
+    conn = await asyncpg.connect(db_url)
+    try:
+        for i in range(replicas):
+            procs.append(subprocess.Popen(  # noqa: ASYNC220 (started once, before the clock)
+                [sys.executable, "-m", "gdpr_daemon", "run"], env=dict(env, GDPR_DAEMON_INSTANCE_NAME=f"bench-{i}"),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+            ))  # fmt: skip
+        deadline = time.monotonic() + 60
+        while await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                  "AND query ILIKE 'LISTEN%'") < replicas:  # fmt: skip
+            assert time.monotonic() < deadline, "the daemons did not start listening within 60 s"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # let each finish its start-up work (event pull, service list)
+        await fill(db_url, n, 20, analyze=False)
+        t0 = time.perf_counter()
+        deadline = time.monotonic() + 600
+        while await conn.fetchval("SELECT count(*) FROM gdpr_requests WHERE status = 'submitted'") < n:
+            assert time.monotonic() < deadline, "the drain did not finish within 600 s"
+            await asyncio.sleep(0.01)
+        return n / (time.perf_counter() - t0)
+    finally:
+        await conn.close()
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(60)
+
+
+def per_thousand(cpu: Split, n: int) -> str:
+    own, api, pg = (x / n * 1000 for x in cpu)
+    return f"CPU s per 1,000: own {own:.2f} / API {api:.2f} / Postgres {pg:.2f}"
+
+
+@contextlib.contextmanager
+def api_server(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    if args.api == "minimal":
+        with minimal_api("--services", str(args.services)) as server:
+            yield server
+    else:
+        with api_process("-m", "gdpr_daemon", "simulate", "--services", str(args.services)) as server:
+            yield server
 
 
 async def main(args: argparse.Namespace) -> None:
     log_path = Path(tempfile.mkstemp(prefix="gdpr-bench-", suffix=".log")[1])
     glog.configure("json", "info", stream=log_path.open("a"))
-    print(f"bench/drain.py: {args.requests} requests over {args.services} services, concurrency {args.concurrency}")
+    print(f"bench/drain.py: {args.requests} requests over {args.services} services, concurrency {args.concurrency}, "
+          f"API: {args.api}, {os.cpu_count()} CPUs, {datetime.now().date()}")  # fmt: skip
     async with postgres() as admin:
-        with simulator("--services", str(args.services)) as sim_url:
+        with api_server(args) as (sim_url, api_pid):
+            meter = CpuMeter(api_pid)
             results: dict[str, list[float]] = {"daemon": [], "bare": []}
+            cpus: dict[str, list[Split]] = {"daemon": [], "bare": []}
             for rnd in range(args.rounds):
                 for name in ("bare", "daemon") if rnd % 2 == 0 else ("daemon", "bare"):
                     async with fresh_database(admin) as db:
                         await fill(db, args.requests, args.services)
-                        await sim_control(sim_url, "POST", "/_simulator/reset")
-                        cpu = time.process_time()
+                        await reset_api(sim_url, args.api)
                         if name == "daemon":
-                            rate = await run_daemon(db, sim_url, args.requests, args.concurrency)
+                            rate, cpu = await run_daemon(db, sim_url, args.requests, args.concurrency, meter)
                         else:
-                            rate = await run_bare(db, sim_url, args.requests, args.concurrency, args.bare_batch)
-                        cpu_us = (time.process_time() - cpu) / args.requests * 1e6
+                            rate, cpu = await run_bare(db, sim_url, args.requests, args.concurrency,
+                                                       args.bare_batch, meter)  # fmt: skip
                         results[name].append(rate)
-                        # CPU of this process (daemon or bare loop; not the simulator's, not Postgres'):
-                        # steadier than the rate on a shared machine, so it shows where a change helps.
-                        print(f"  round {rnd + 1} {name:<6} {rate:8.0f} requests/s   {cpu_us:4.0f} us CPU a request")
-            d, b = max(results["daemon"]), max(results["bare"])
-            print(f"daemon (gdpr-daemon run): {d:.0f} requests/s (best of {args.rounds})")
-            print(f"bare loop: {b:.0f} requests/s (best of {args.rounds}; batch {args.bare_batch}, no history, no leases)")
-            print(f"ratio daemon/bare, best against best: {d / b:.2f} (goal >= 0.80)")
+                        cpus[name].append(cpu)
+                        print(f"  round {rnd + 1} {name:<6} {rate:8.0f} requests/s   {per_thousand(cpu, args.requests)}")
+            for name in ("daemon", "bare"):
+                med = tuple(statistics.median(c[i] for c in cpus[name]) for i in range(3))
+                print(f"{name:<6} median of {args.rounds} rounds: {statistics.median(results[name]):.0f} requests/s, "
+                      f"{per_thousand(med, args.requests)}")  # type: ignore[arg-type]  # fmt: skip
             pairs = [x / y for x, y in zip(results["daemon"], results["bare"], strict=True)]
             print(f"ratio daemon/bare per round: {', '.join(f'{r:.2f}' for r in pairs)}; "
-                  f"median {statistics.median(pairs):.2f}")  # fmt: skip
-            async with fresh_database(admin) as db:
-                await fill(db, args.requests, args.services)
-                await sim_control(sim_url, "POST", "/_simulator/reset")
-                once = await run_once(db, sim_url, args.requests, args.concurrency)
-            total = once.submit_seconds + once.events_seconds
-            print(f"run --once: {args.requests / total:.0f} requests/s in all ({total:.1f} s): submitting "
-                  f"{once.submit_seconds:.1f} s ({args.requests / once.submit_seconds:.0f} requests/s), then pulling "
-                  f"{once.events['stored']} confirming events {once.events_seconds:.1f} s")  # fmt: skip
-            async with fresh_database(admin) as db:
-                lat = await pickup_latency(db, sim_url, args.pickups)
-            print(f"pickup latency (INSERT -> POST received), {len(lat)} single inserts on an idle daemon: "
-                  f"p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms (goal p50 < 50 ms)")  # fmt: skip
+                  f"median {statistics.median(pairs):.2f} (goal >= 0.80)")  # fmt: skip
+            pg_ratio = [d[2] / b[2] for d, b in zip(cpus["daemon"], cpus["bare"], strict=True) if b[2] > 0]
+            if pg_ratio:
+                print(f"Postgres CPU daemon/bare: median {statistics.median(pg_ratio):.2f} (goal <= 2.0)")
+            if args.api == "simulator":
+                async with fresh_database(admin) as db:
+                    await fill(db, args.requests, args.services)
+                    await reset_api(sim_url, args.api)
+                    once = await run_once(db, sim_url, args.requests, args.concurrency)
+                total = once.submit_seconds + once.events_seconds
+                print(f"run --once: {args.requests / total:.0f} requests/s in all ({total:.1f} s): submitting "
+                      f"{once.submit_seconds:.1f} s ({args.requests / once.submit_seconds:.0f} requests/s), then "
+                      f"pulling {once.events['stored']} confirming events {once.events_seconds:.1f} s")  # fmt: skip
+            if args.pickups:
+                async with fresh_database(admin) as db:
+                    lat = await pickup_latency(db, sim_url, args.pickups, args.api)
+                print(f"pickup latency (INSERT -> POST received), {len(lat)} single inserts on an idle daemon: "
+                      f"p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms (goal p50 < 10 ms)")  # fmt: skip
+        if args.replicas > 1:
+            await scaling(admin, args)
     log_path.unlink()
 
 
@@ -210,5 +320,9 @@ if __name__ == "__main__":
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--bare-batch", type=int, default=100)
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--pickups", type=int, default=200)
+    p.add_argument("--pickups", type=int, default=200, help="0 skips the pickup latency")
+    p.add_argument("--api", choices=("minimal", "simulator"), default="minimal")
+    p.add_argument("--replicas", type=int, default=2, help="processes in the scaling run; 1 skips it")
+    p.add_argument("--scale-latency-ms", type=float, default=40.0)
+    p.add_argument("--scale-requests", type=int, default=10_000)
     asyncio.run(main(p.parse_args()))
