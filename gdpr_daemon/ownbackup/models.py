@@ -229,33 +229,68 @@ class Backup:
         )
 
 
+#: The kinds of a section's CSV data and the field holding each one's link.
+LINK_FIELDS = {
+    "full": "download_link",
+    "added": "download_added_link",
+    "changed": "download_changed_link",
+    "removed": "download_removed_link",
+}
+
+
 @dataclass(frozen=True)
 class BackupObject:
-    """One object section of a backup (e.g. ``Contact``) with its download links."""
+    """One section of a backup (a Salesforce object such as ``Contact``, or ``summary``)
+    with the links to its CSV data, in the API's flat published shape."""
 
     name: str
-    links: Mapping[str, str] = field(default_factory=_empty)
+    id: int | None = None
+    status: str | None = None
+    message: str | None = None
+    num_items: int | None = None
+    num_inserted_items: int | None = None
+    num_updated_items: int | None = None
+    num_deleted_items: int | None = None
+    num_api_calls: int | None = None
+    num_bulk_api_batches: int | None = None
+    download_link: str | None = None
+    download_added_link: str | None = None
+    download_changed_link: str | None = None
+    download_removed_link: str | None = None
     raw: Mapping[str, Any] = _raw_field()
+
+    @property
+    def links(self) -> Mapping[str, str]:
+        """The links present, by kind: ``full``, ``added``, ``changed``, ``removed``."""
+        found = {kind: getattr(self, key) for kind, key in LINK_FIELDS.items()}
+        return MappingProxyType({kind: url for kind, url in found.items() if url})
 
     @classmethod
     def from_json(cls, obj: object, endpoint: str = "backup_objects") -> BackupObject:
         r = _Reader(obj, endpoint, "a backup object section")
-        name = r.str("object_name") or r.str("name") or r.str("object")
+        name = r.str("name")
         if not name:
             raise BadAnswer(
                 f"OwnBackup answered {endpoint} with a backup object section without a name",
                 endpoint=endpoint,
             )
-        links = {
-            key: value
-            for key, value in r.obj.items()
-            if isinstance(value, str)
-            and (key.endswith(("link", "url", "_links")) or key in ("download", "href"))
-        }
-        nested = r.obj.get("links") or r.obj.get("download_links")
-        if isinstance(nested, dict):
-            links.update({k: v for k, v in nested.items() if isinstance(v, str)})
-        return cls(name=name, links=MappingProxyType(links), raw=r.raw())
+        return cls(
+            name=name,
+            id=r.int("id"),
+            status=r.str("status"),
+            message=r.str("message"),
+            num_items=r.int("num_items"),
+            num_inserted_items=r.int("num_inserted_items"),
+            num_updated_items=r.int("num_updated_items"),
+            num_deleted_items=r.int("num_deleted_items"),
+            num_api_calls=r.int("num_api_calls"),
+            num_bulk_api_batches=r.int("num_bulk_api_batches"),
+            download_link=r.str("download_link"),
+            download_added_link=r.str("download_added_link"),
+            download_changed_link=r.str("download_changed_link"),
+            download_removed_link=r.str("download_removed_link"),
+            raw=r.raw(),
+        )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ counters are computed from the clock when asked, so nothing needs a background t
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,8 @@ OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Campaign": ("701", ("Id", "Name", "Type", "Status", "StartDate", "LastModifiedDate")),
 }
 OBJECT_NAMES = tuple(OBJECTS)
+# Section ids are ``backup id * SECTIONS_PER_BACKUP + n``: unique across the account.
+SECTIONS_PER_BACKUP = 1_000
 
 
 def org_id_for(service_id: int, seed: int) -> str:
@@ -99,6 +102,39 @@ class Backup:
     def total_size(self) -> int:
         return self.totals()["total_items"] * 1_137
 
+    def section_id(self, index: int) -> int:
+        """The id of the ``index``-th object section (stable, unique across backups)."""
+        return self.id * SECTIONS_PER_BACKUP + index + 1
+
+    def sections_json(self, link: Callable[[str, str], str]) -> list[dict[str, Any]]:
+        """The object sections as ``GET .../objects`` answers them (the published flat shape).
+
+        ``link(object_name, kind)`` gives the absolute URL of one CSV (kind ``full``,
+        ``added``, ``changed`` or ``removed``).
+        """
+        out = []
+        for index, (name, counts) in enumerate(self.objects.items()):
+            usage = _api_usage(counts["total_items"])
+            out.append(
+                {
+                    "id": self.section_id(index),
+                    "name": name,
+                    "status": "ok",
+                    "message": "",
+                    "num_items": counts["total_items"],
+                    "num_inserted_items": counts["added_items"],
+                    "num_updated_items": counts["changed_items"],
+                    "num_deleted_items": counts["removed_items"],
+                    "num_api_calls": usage[0],
+                    "num_bulk_api_batches": usage[1],
+                    "download_link": link(name, "full"),
+                    "download_added_link": link(name, "added"),
+                    "download_changed_link": link(name, "changed"),
+                    "download_removed_link": link(name, "removed"),
+                }
+            )
+        return out
+
     def to_json(self, now: float) -> dict[str, Any]:
         done = self.completed(now)
         totals = self.totals()
@@ -116,6 +152,11 @@ class Backup:
             "changed_items": totals["changed_items"],
             "num_objects": len(self.objects),
         }
+
+
+def _api_usage(items: int) -> tuple[int, int]:
+    """Plausible Salesforce API calls and Bulk API batches spent backing up ``items`` records."""
+    return 2 + items // 200, items // 10_000
 
 
 def _progress(now: float, started_at: float, duration_s: float) -> float:

@@ -87,12 +87,9 @@ async def get_backup(request: web.Request) -> web.Response:
 async def backup_objects(request: web.Request) -> web.Response:
     info = request.match_info
     backup = _state(request).backup(info["service_id"], info["backup_id"])
+    # Absolute links on the simulator's own host, as the API's links are on its own.
     base = f"{request.url.origin()}{API}/services/{backup.service_id}/backups/{backup.id}/objects"
-    sections = []
-    for name, counts in backup.objects.items():
-        links = {kind: f"{base}/{name}/{kind}.csv" for kind in CSV_KINDS}
-        sections.append({"name": name, **counts, "download_links": links})
-    return web.json_response(sections)
+    return web.json_response(backup.sections_json(lambda name, kind: f"{base}/{name}/{kind}.csv"))
 
 
 async def object_csv(request: web.Request) -> web.Response:

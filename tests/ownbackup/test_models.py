@@ -130,14 +130,24 @@ def test_backup() -> None:
     assert b.num_items == 5
 
 
-def test_backup_object_collects_links() -> None:
-    """An object section keeps its name and every download link."""
+def test_backup_object_reads_the_flat_section() -> None:
+    """A section in the published flat shape keeps its counters and its four links by kind."""
     o = BackupObject.from_json(
-        {"object_name": "Contact", "added_link": "/d/1", "changed_url": "https://x/2",
-         "total_items": 5, "links": {"csv": "/d/3"}}
+        {"id": 82193842, "name": "Contact", "status": "ok", "message": "", "num_items": 12,
+         "num_inserted_items": 6, "num_updated_items": 1, "num_deleted_items": 5, "num_api_calls": 21,
+         "num_bulk_api_batches": 100, "download_link": "https://h/f", "download_added_link": "https://h/a",
+         "download_changed_link": "https://h/c", "download_removed_link": "https://h/r", "later_field": [1]}
     )  # fmt: skip
-    assert o.name == "Contact"
-    assert dict(o.links) == {"added_link": "/d/1", "changed_url": "https://x/2", "csv": "/d/3"}
+    assert (o.id, o.name, o.status, o.num_items, o.num_deleted_items) == (82193842, "Contact", "ok", 12, 5)
+    assert dict(o.links) == {"full": "https://h/f", "added": "https://h/a", "changed": "https://h/c",
+                             "removed": "https://h/r"}  # fmt: skip
+    assert o.raw["later_field"] == [1]
+
+
+def test_backup_object_with_some_links() -> None:
+    """A section with only some links (as the published example) lists only those."""
+    o = BackupObject.from_json({"name": "summary", "download_removed_link": "https://h/r"})
+    assert dict(o.links) == {"removed": "https://h/r"} and o.download_link is None
 
 
 def test_backup_object_without_name() -> None:

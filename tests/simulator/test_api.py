@@ -119,22 +119,31 @@ async def test_backup_now_refusals(api: Api) -> None:
     assert (await api.post(f"/api/v1/services/{DISABLED}/backup_now"))[0] == 400
 
 
+SECTION_FIELDS = {
+    "id", "name", "status", "message", "num_items", "num_inserted_items", "num_updated_items",
+    "num_deleted_items", "num_api_calls", "num_bulk_api_batches", "download_link",
+    "download_added_link", "download_changed_link", "download_removed_link",
+}  # fmt: skip
+
+
 async def test_objects_with_download_links_and_csv_files(api: Api) -> None:
-    """Objects list links for full/added/removed/changed data; each CSV matches its counts."""
+    """Objects answer the published flat sections; each absolute link's CSV matches its counts."""
     status, sections = await api.get(f"/api/v1/services/{PRODUCTION}/backups/last/objects")
     assert status == 200 and len(sections) == 8
+    assert all(set(s) == SECTION_FIELDS and s["status"] == "ok" for s in sections)
+    assert len({s["id"] for s in sections}) == 8
     contact = next(s for s in sections if s["name"] == "Contact")
-    assert set(contact["download_links"]) == {"full", "added", "removed", "changed"}
-    counts = {"full": "total_items", "added": "added_items", "removed": "removed_items",
-              "changed": "changed_items"}  # fmt: skip
-    for kind, link in contact["download_links"].items():
+    counts = {"download_link": "num_items", "download_added_link": "num_inserted_items",
+              "download_removed_link": "num_deleted_items", "download_changed_link": "num_updated_items"}  # fmt: skip
+    for key, count in counts.items():
+        link = contact[key]
         assert link.startswith(api.url + "/api/v1/")
         async with api.http.get(link, headers=api.headers) as resp:
             assert resp.status == 200 and resp.content_type == "text/csv"
             rows = list(csv.DictReader(io.StringIO(await resp.text())))
-        assert len(rows) == contact[counts[kind]]
+        assert len(rows) == contact[count]
         assert all(r["Id"].startswith("003") and len(r["Id"]) == 18 for r in rows)
-    async with api.http.get(contact["download_links"]["full"]) as resp:
+    async with api.http.get(contact["download_link"]) as resp:
         assert resp.status == 401
 
 
