@@ -98,6 +98,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "that breaks it answers 400)",
     )
     account.add_argument(
+        "--erase-old-backups-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="a forget or rectify reaches the CSVs of backups completed before it after this long "
+        "(default: never; backups completed after it never hold the old data)",
+    )
+    account.add_argument(
+        "--backup-rows",
+        type=int,
+        default=None,
+        metavar="N",
+        help="records in every object section of a backup taken with back-up-now (default: a few "
+        "dozen to a few hundred); for large-download tests",
+    )
+    account.add_argument(
         "--seed",
         type=int,
         default=1,
@@ -213,6 +229,8 @@ def build(args: argparse.Namespace, environ: Mapping[str, str] | None = None) ->
         seed=args.seed,
         gdpr_answer_key=args.gdpr_answer_key,
         validate_requests=getattr(args, "validate_requests", True),
+        erase_old_backups_after_seconds=getattr(args, "erase_old_backups_after", None),
+        backup_now_rows=getattr(args, "backup_rows", None),
     )
     faults = FaultConfig(
         rate_5xx=args.rate_5xx,

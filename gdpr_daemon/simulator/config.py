@@ -53,7 +53,11 @@ class SimulatorConfig:
     appends a ``user.login`` event; ``session_ttl_seconds``: session lifetime (None:
     until logout); ``backup_seconds``/``job_seconds``/``seed_seconds``: how long a
     backup, an export job and a seed take (0: done at once); ``events_page_size``: 1000;
-    ``validate_requests``: refuse requests that break the shipped OpenAPI document (400).
+    ``validate_requests``: refuse requests that break the shipped OpenAPI document (400);
+    ``erase_old_backups_after_seconds``: a forget or rectify changes the CSVs of backups
+    completed after it at once, and those of earlier backups this long after it (None:
+    never); ``backup_now_rows``: records in every object section of a backup taken with
+    back-up-now (None: a few dozen to a few hundred).
     Neither password nor tokens appear in ``repr``.
     """
 
@@ -73,8 +77,14 @@ class SimulatorConfig:
     seed_seconds: float = 3.0
     events_page_size: int = 1000
     validate_requests: bool = True
+    erase_old_backups_after_seconds: float | None = None
+    backup_now_rows: int | None = None
 
     def __post_init__(self) -> None:
+        if self.erase_old_backups_after_seconds is not None and self.erase_old_backups_after_seconds < 0:
+            raise ValueError("erase_old_backups_after_seconds must not be negative")
+        if self.backup_now_rows is not None and self.backup_now_rows < 0:
+            raise ValueError("backup_now_rows must not be negative")
         if self.services < 1:
             raise ValueError("services must be at least 1")
         if self.synthetic_events < 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gdpr_daemon.simulator.config import ApiError, as_id
-from gdpr_daemon.simulator.csvdata import CSV_KINDS, backup_csv
+from gdpr_daemon.simulator.csvdata import CSV_KINDS, csv_chunks
 from gdpr_daemon.simulator.params import SIM_KEY, Params, bearer_of
 from gdpr_daemon.simulator.state import SimulatorState
 
@@ -92,21 +92,30 @@ async def backup_objects(request: web.Request) -> web.Response:
     return web.json_response(backup.sections_json(lambda name, kind: f"{base}/{name}/{kind}.csv"))
 
 
-async def object_csv(request: web.Request) -> web.Response:
+async def object_csv(request: web.Request) -> web.StreamResponse:
+    """One CSV behind a download link, generated while it is sent (any size, flat memory).
+
+    Forgotten records are left out and rectified fields carry their new value, as the GDPR
+    calls so far reach this backup (see :class:`~gdpr_daemon.simulator.csvdata.Erasures`).
+    """
     info = request.match_info
-    backup = _state(request).backup(info["service_id"], info["backup_id"])
+    state = _state(request)
+    backup = state.backup(info["service_id"], info["backup_id"])
     name, kind = info["object_name"], info["kind"]
     if name not in backup.objects:
         raise ApiError(404, f"object {name} not found in backup {backup.id}")
     if kind not in CSV_KINDS:
         raise ApiError(404, f"no {kind} data: expected one of {', '.join(CSV_KINDS)}")
-    text = backup_csv(backup.service_id, backup, name, kind)
+    changes = state.erasures.for_csv(backup, name, state.now())
     filename = f"{backup.service_id}_{backup.id}_{name}_{kind}.csv"
-    return web.Response(
-        text=text,
-        content_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    response = web.StreamResponse(headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    response.content_type = "text/csv"
+    response.charset = "utf-8"
+    await response.prepare(request)
+    for chunk in csv_chunks(backup.service_id, backup, name, kind, changes):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 async def export(request: web.Request) -> web.Response:

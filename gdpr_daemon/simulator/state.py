@@ -35,6 +35,7 @@ from gdpr_daemon.simulator.config import (
     checked_enum,
     checked_text,
 )
+from gdpr_daemon.simulator.csvdata import Erasures
 from gdpr_daemon.simulator.events import EventLog
 from gdpr_daemon.simulator.faults import FaultConfig
 
@@ -75,6 +76,8 @@ class SimulatorState:
         self.seeds: dict[int, Seed] = {}
         self.credentials = Credentials(cfg, self.clock)
         self.gdpr_calls.clear()
+        # What the GDPR calls change in the backups' CSV files (rectify values live only there).
+        self.erasures = Erasures(cfg.erase_old_backups_after_seconds)
         self._next = {"backup": 58_000, "job": 700, "seed": 300, "gdpr": 0}
         self.automations = {s.id: acc.build_automations(s, cfg.seed) for s in self.services}
         self.events = EventLog(
@@ -208,6 +211,10 @@ class SimulatorState:
             raise ApiError(400, f"unknown object(s) in list_of_objects: {', '.join(unknown)}")
         rng = random.Random(self.config.seed * 1_000_003 + self._next["backup"])  # noqa: S311 - simulated data, not secrets
         counts = acc.object_counts(rng, chosen, self._scale(service))
+        if self.config.backup_now_rows is not None:
+            rows = self.config.backup_now_rows
+            counts = {o: {**c, "total_items": rows, "added_items": min(c["added_items"], rows),
+                          "changed_items": min(c["changed_items"], rows)} for o, c in counts.items()}  # fmt: skip
         backup = Backup(
             self._new_id("backup"),
             service.id,
@@ -393,6 +400,7 @@ class SimulatorState:
             datetime.fromtimestamp(self.now(), UTC), digest,
         )  # fmt: skip
         self.gdpr_calls.append(call)
+        self.erasures.add(self.now(), service.id, table, record, field, value if kind == "rectify" else None)
         params: dict[str, Any] = {"request_id": call.id, "record_id": record, "table_name": table}
         if field is not None:
             params["field"] = field
