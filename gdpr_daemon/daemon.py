@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import secrets
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -97,6 +98,40 @@ async def check_schema(engine: AsyncEngine) -> None:
         )
 
 
+async def unless_stopped(stop: asyncio.Event, step: Coroutine[Any, Any, None]) -> bool:
+    """Run ``step`` unless ``stop`` is set first, which cancels it; whether it finished."""
+    task = asyncio.ensure_future(step)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    task.result()  # its error, if it failed
+    return True
+
+
+def add_job(scheduler: AsyncIOScheduler, job: Callable[[], Awaitable[None]], job_id: str, **interval: Any) -> None:
+    """An interval job that a shutdown may cut short without a traceback.
+
+    APScheduler logs a job cancelled at shutdown as an error with its traceback; each of
+    these jobs is safe to cut short (its transaction rolls back, the next run does the work),
+    so its cancellation is noted at debug level and the job ends quietly.
+    """
+
+    async def run() -> None:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            log.debug("job_cut_short", job=job_id, reason="shutdown")
+
+    scheduler.add_job(run, "interval", id=job_id, name=job_id, **interval)
+
+
 @dataclass
 class OnceReport:
     submitted: int = 0
@@ -147,8 +182,7 @@ class Daemon:
         backoff = 0.5
         while not stop.is_set():
             try:
-                await check_schema(self.engine)
-                return True
+                return await unless_stopped(stop, check_schema(self.engine))  # False: stopped
             except db_errors() as exc:
                 log.warning("database_unavailable", action="start", url=safe_url(self.settings.database_url or ""),
                             error=type(exc).__name__, retry_in=round(backoff, 1))  # fmt: skip
@@ -156,6 +190,12 @@ class Daemon:
                     await asyncio.wait_for(stop.wait(), backoff)
                 backoff = min(backoff * 2, 30.0)
         return False
+
+    async def _start_up_steps(self, stop: asyncio.Event) -> bool:
+        for step in (self._write_intake_settings, self._reap, self._refresh_services):
+            if not await unless_stopped(stop, step()):
+                return False
+        return True
 
     async def _reap(self) -> None:
         try:
@@ -198,18 +238,16 @@ class Daemon:
         s = self.settings
         scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         scheduler.add_job(self.worker.wake, "interval", seconds=s.queue_poll_interval_seconds, id="poll")
-        scheduler.add_job(self._reap, "interval", seconds=s.queue_reaper_interval_seconds, id="reap-leases")
-        scheduler.add_job(
-            self._refresh_services, "interval", seconds=s.queue_services_refresh_seconds, id="refresh-services"
-        )
+        add_job(scheduler, self._reap, "reap-leases", seconds=s.queue_reaper_interval_seconds)
+        add_job(scheduler, self._refresh_services, "refresh-services", seconds=s.queue_services_refresh_seconds)
         # One replica pulls at a time (advisory lock); the others skip the round.
         self.events_job = PullJob(self.events, stop)
-        scheduler.add_job(self.events_job.run, "interval", seconds=s.events_pull_interval_seconds,
-                          id="events-pull", next_run_time=datetime.now(UTC))  # fmt: skip
-        scheduler.add_job(self._purge, "interval", hours=s.retention_purge_interval_hours,
-                          id="retention-purge", next_run_time=datetime.now(UTC) + timedelta(minutes=1))  # fmt: skip
+        add_job(scheduler, self.events_job.run, "events-pull", seconds=s.events_pull_interval_seconds,
+                next_run_time=datetime.now(UTC))  # fmt: skip
+        add_job(scheduler, self._purge, "retention-purge", hours=s.retention_purge_interval_hours,
+                next_run_time=datetime.now(UTC) + timedelta(minutes=1))  # fmt: skip
         # Hourly; the database lets only the first call of each UTC day log, across replicas.
-        scheduler.add_job(self._log_overdue, "interval", hours=1, id="log-overdue", next_run_time=datetime.now(UTC))
+        add_job(scheduler, self._log_overdue, "log-overdue", hours=1, next_run_time=datetime.now(UTC))
         return scheduler
 
     async def _start_health(self, stop: asyncio.Event) -> HealthServer | None:
@@ -256,11 +294,11 @@ class Daemon:
 
     async def _serve(self, stop: asyncio.Event) -> int:
         async with self.client:
-            if not await self._wait_for_database(stop):
+            # Each start-up step gives way to a stop: a SIGTERM while Postgres or the API is
+            # down (a login being retried, a connect timing out) ends the process at once.
+            if not (await self._wait_for_database(stop) and await self._start_up_steps(stop)):
+                log.info("daemon_stopped", exit_code=0, phase="starting")
                 return 0
-            await self._write_intake_settings()
-            await self._reap()
-            await self._refresh_services()
             scheduler = self._scheduler(stop)
             scheduler.start()
             listen_url = self.settings.database_listen_url or self.settings.database_url
