@@ -70,6 +70,7 @@ def client_config(settings: Settings) -> ClientConfig:
             endpoints=endpoints,
             max_connections=max(settings.queue_concurrency * 2, 10),
             allow_insecure_http=settings.ownbackup_allow_insecure_http,
+            max_response_bytes=settings.ownbackup_max_response_bytes,
         )
     except ValueError as exc:
         raise ConfigError(f"ownbackup settings: {exc}") from None
