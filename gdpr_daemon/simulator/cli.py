@@ -102,8 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="a forget or rectify reaches the CSVs of backups completed before it after this long "
-        "(default: never; backups completed after it never hold the old data)",
+        help="a forget or rectify reaches the CSVs of backups started before it after this long "
+        "(default: never; backups started after it never hold the old data)",
     )
     account.add_argument(
         "--backup-rows",

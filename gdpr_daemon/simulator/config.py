@@ -55,8 +55,8 @@ class SimulatorConfig:
     backup, an export job and a seed take (0: done at once); ``events_page_size``: 1000;
     ``validate_requests``: refuse requests that break the shipped OpenAPI document (400);
     ``erase_old_backups_after_seconds``: a forget or rectify changes the CSVs of backups
-    completed after it at once, and those of earlier backups this long after it (None:
-    never); ``backup_now_rows``: records in every object section of a backup taken with
+    started after it at once, and those of backups started before it this long after it
+    (None: never); ``backup_now_rows``: records in every object section of a backup taken with
     back-up-now (None: a few dozen to a few hundred).
     Neither password nor tokens appear in ``repr``.
     """

@@ -11,11 +11,14 @@ time, so a section of a million records costs the simulator no more memory than 
 ten.
 
 GDPR calls change them as they change the vendor's backups (:class:`Erasures`): a
-forgotten record is missing from every backup completed after the forget, and a rectified
-field carries the new value there.  Backups completed before the call keep the old data
-until ``erase_old_backups_after_seconds`` (a :class:`SimulatorConfig` field) has passed
-since the call, when the change reaches them too; ``None`` means never, which is what
-lets a test see "still present" in an old backup.
+forgotten record is missing from every backup started after the forget, and a rectified
+field carries the new value there.  Backups started before the call (those completed
+before it, and one under way when it came) keep the old data until
+``erase_old_backups_after_seconds`` (a :class:`SimulatorConfig` field) has passed since
+the call, when the change reaches them too; ``None`` means never.  So a backup that was
+running when a forget was submitted completes after the submission and still holds the
+record, as a snapshot taken before the erasure would: what ``requests verify`` must
+report as "still present".
 """
 
 from __future__ import annotations
@@ -111,11 +114,10 @@ class Erasures:
         calls = self._changes.get((backup.service_id, object_name))
         if not calls:
             return Changes()
-        completed = backup.started_at + backup.duration_s
         removed: set[str] = set()
         rectified: dict[str, dict[str, str]] = {}
         for change in sorted(calls, key=lambda c: c.at):
-            reached = completed > change.at or (
+            reached = backup.started_at > change.at or (
                 self.old_backups_after_s is not None and now >= change.at + self.old_backups_after_s
             )
             if not reached:
