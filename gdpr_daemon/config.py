@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "GDPR_DAEMON_"
 
@@ -27,6 +28,9 @@ REGIONS = (
     "app1", "useast2", "hipaa1", "hipaa4", "usgov2", "ca1", "ca4",
     "emea1", "emea2", "emea4", "uk1", "au1", "au4",
 )  # fmt: skip
+
+#: As the client's own default (gdpr_daemon.ownbackup.config), without importing the client here.
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 2**20
 
 SECTIONS = ("database", "ownbackup", "queue", "events", "log", "health", "retention", "intake")
 
@@ -38,7 +42,10 @@ class ConfigError(Exception):
 class Settings(BaseModel):
     """Every configuration key of gdpr-daemon.  Descriptions feed the README's reference."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Every number has a lower and an upper bound: a value far outside what makes sense
+    # (a backoff of 1e12 seconds, say) is a configuration error naming the key and the
+    # range, never an overflow deep in the scheduler.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     database_url: str | None = Field(
         None, description="Postgres URL as libpq takes it (`postgresql://user@host:5432/db`)."
@@ -81,6 +88,13 @@ class Settings(BaseModel):
     ownbackup_connect_timeout_seconds: float = Field(
         10.0, gt=0, le=120, description="Connect timeout for one API call."
     )
+    ownbackup_max_response_bytes: int = Field(
+        DEFAULT_MAX_RESPONSE_BYTES,
+        ge=65536,
+        le=2**30,
+        description="The most of one API answer read into memory, in bytes (64 KiB to 1 GiB); a larger "
+        "answer is refused as a bad answer without being read further.",
+    )
     ownbackup_allow_insecure_http: bool = Field(
         False, description="Allow plain `http://` to a non-loopback host (never in production)."
     )
@@ -99,9 +113,9 @@ class Settings(BaseModel):
         8, ge=1, le=100, description="Attempts before a request ends `failed`."
     )
     queue_backoff_base_seconds: float = Field(
-        5.0, gt=0, description="First retry delay; doubles each attempt, with jitter."
+        5.0, gt=0, le=3600, description="First retry delay; doubles each attempt, with jitter."
     )
-    queue_backoff_max_seconds: float = Field(900.0, gt=0, description="Longest retry delay.")
+    queue_backoff_max_seconds: float = Field(900.0, gt=0, le=86400, description="Longest retry delay.")
     queue_lease_seconds: float = Field(
         30.0, ge=2, le=60, description="Lease on a claimed request; renewed while it is worked on."
     )
@@ -112,7 +126,7 @@ class Settings(BaseModel):
         10.0, gt=0, le=3600, description="How often expired leases are returned to `pending`."
     )
     queue_services_refresh_seconds: float = Field(
-        300.0, gt=0, description="How often the account's service list is refreshed."
+        300.0, gt=0, le=86400, description="How often the account's service list is refreshed."
     )
     queue_shutdown_timeout_seconds: float = Field(
         20.0, gt=0, le=600, description="Drain bound on SIGTERM: in-flight calls get this long."
@@ -122,10 +136,10 @@ class Settings(BaseModel):
     )
 
     events_pull_interval_seconds: float = Field(
-        300.0, gt=0, description="How often the account event history is pulled."
+        300.0, gt=0, le=86400, description="How often the account event history is pulled."
     )
     events_unconfirmed_after_hours: float = Field(
-        24.0, gt=0, description="A submitted request without a confirming event after this "
+        24.0, gt=0, le=8760, description="A submitted request without a confirming event after this "
         "long is listed by `requests list --unconfirmed`."
     )
 
@@ -143,6 +157,7 @@ class Settings(BaseModel):
     retention_days: int = Field(
         365,
         ge=0,
+        le=36500,
         description="Finished requests (submitted, failed, rejected, cancelled) unchanged for this many "
         "days lose their personal fields: record_id, value and comment are removed, their SHA-256 "
         "digests and the whole history stay. 0 keeps them.",
@@ -150,6 +165,7 @@ class Settings(BaseModel):
     retention_history_days: int = Field(
         2190,
         ge=0,
+        le=36500,
         description="History rows (`gdpr_request_log`) and account events (`audit_events`) older than "
         "this many days are deleted, oldest first, with the finished requests left without history; "
         "the hash chains record where they now start. 0 keeps them forever.",
@@ -168,6 +184,8 @@ class Settings(BaseModel):
     )
     instance_name: str = Field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}",
+        min_length=1,
+        max_length=200,
         description="Name of this process in the request history (not used for leases).",
     )
 
@@ -214,6 +232,15 @@ class Settings(BaseModel):
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError("must be host:port, like 0.0.0.0:8080")
         return v
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> Settings:
+        if self.queue_backoff_max_seconds < self.queue_backoff_base_seconds:
+            raise ValueError(
+                "queue_backoff_max_seconds: must be at least queue_backoff_base_seconds "
+                f"({self.queue_backoff_base_seconds:g})"
+            )
+        return self
 
     # ---- derived values -------------------------------------------------------------
 
@@ -356,5 +383,46 @@ def load_settings(
         err = exc.errors()[0]
         key = str(err["loc"][0]) if err["loc"] else "?"
         msg = err["msg"].removeprefix("Value error, ")
-        shown = "" if key in ("ownbackup_password", "ownbackup_api_token") else f" (got {err.get('input')!r})"
+        if not err["loc"] and ": " in msg:  # a rule across keys names its key first
+            key, _, msg = msg.partition(": ")
+            raise ConfigError(f"{key} ({env_name(key)}): {msg}") from None
+        allowed = allowed_range(key)
+        if allowed and err["type"] in _RANGE_ERRORS:
+            msg = f"must be {allowed}"
+        shown = "" if key in ("ownbackup_password", "ownbackup_api_token") else f" (got {_shown(err.get('input'))})"
         raise ConfigError(f"{key} ({env_name(key)}): {msg}{shown}") from None
+
+
+_RANGE_ERRORS = frozenset({
+    "greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number",
+    "int_parsing", "int_from_float", "float_parsing", "int_type", "float_type",
+})  # fmt: skip
+
+
+def allowed_range(key: str) -> str | None:
+    """``a number from 1 to 1000``: the bounds of a numeric setting, as a person reads them."""
+    info = Settings.model_fields.get(key)
+    if info is None or info.annotation not in (int, float):
+        return None
+    low = high = ""
+    for bound in info.metadata:
+        if isinstance(bound, Ge):
+            low = f"from {_num(bound.ge)}"
+        elif isinstance(bound, Gt):
+            low = f"greater than {_num(bound.gt)}"
+        elif isinstance(bound, Le):
+            high = f"to {_num(bound.le)}" if low.startswith("from") else f"at most {_num(bound.le)}"
+        elif isinstance(bound, Lt):
+            high = f"below {_num(bound.lt)}"
+    kind = "a whole number" if info.annotation is int else "a number"
+    return " ".join(p for p in (kind, low, "and" if low and high and not high.startswith("to") else "", high) if p)
+
+
+def _num(value: Any) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _shown(value: object) -> str:
+    """The offending value, bounded (a pasted file must not fill the terminal)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

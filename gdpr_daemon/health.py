@@ -4,8 +4,10 @@
   database outage never gets the pod restarted.
 - ``/readyz`` answers 200 when the database answers, its schema is at the newest
   migration, the last API contact did not fail, and the optional ``ready_check`` passes;
-  else 503.  The JSON body names each check and why it failed.  The database check has
-  a short timeout, so a probe never hangs on a dead connection.
+  else 503.  The JSON body names each check and why it failed, in words of our own: it is
+  unauthenticated, so it never repeats the API's words (which may echo what was sent)
+  and a database error is described by its condition.  The database check has a short
+  timeout, so a probe never hangs on a dead connection.
 - ``/metrics`` is :data:`gdpr_daemon.metrics.REGISTRY` in the Prometheus text format;
   the database-derived gauges (requests by status, queue depth, oldest pending, overdue,
   due soon, unconfirmed, event cursor) are refreshed from Postgres just before rendering,
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +33,7 @@ from gdpr_daemon.db import migrate, stats
 from gdpr_daemon.errors import describe
 from gdpr_daemon.logging import get_logger
 from gdpr_daemon.ownbackup.health import ApiHealth
+from gdpr_daemon.safetext import escape_controls
 
 __all__ = ["HealthServer", "ReadyCheck", "lifecycle_check", "parse_address"]
 
@@ -41,6 +45,29 @@ ReadyCheck = Callable[[], Awaitable[str | None]]
 DB_TIMEOUT_SECONDS = 2.0
 MAX_REASON = 300  # characters of an error shown by /readyz, which anyone on the network can read
 OK = "ok"
+
+
+#: What /readyz says of a failed API contact, by the client's error class.
+API_FAILURES = {
+    "AuthenticationError": "OwnBackup refused the daemon's credentials",
+    "ConnectionFailed": "OwnBackup could not be reached",
+    "RequestTimeout": "OwnBackup did not answer in time",
+    "RateLimited": "OwnBackup asked the daemon to slow down",
+    "ServerError": "OwnBackup answered with a server error",
+    "BadAnswer": "OwnBackup's answer could not be read",
+}
+
+
+def api_failure(kind: str | None, status: int | None) -> str:
+    """One sentence of our own about a failed API contact: the kind of failure and its HTTP
+    status, never the API's words; the log and `gdpr-daemon check` have the details."""
+    what = API_FAILURES.get(kind or "", "a call to OwnBackup failed")
+    if status is not None:
+        try:
+            what += f" ({status} {HTTPStatus(status).phrase})"
+        except ValueError:
+            what += f" (HTTP {status})"
+    return what + "; `gdpr-daemon check` and the log say more"
 
 
 def _known_revisions() -> frozenset[str]:
@@ -149,7 +176,7 @@ class HealthServer:
         except TimeoutError:
             return f"no answer within {self.db_timeout:g} s", "not checked"
         except Exception as exc:  # any failure means not ready
-            return describe(exc), "not checked"
+            return escape_controls(describe(exc))[:MAX_REASON], "not checked"
         if current == self._head:
             return OK, OK
         if current is not None and current not in self._known:
@@ -162,8 +189,7 @@ class HealthServer:
         if h is None or h.ok:
             return OK
         since = h.last_failure_at.isoformat() if h.last_failure_at else "?"
-        error = (h.last_error or "unknown error")[:MAX_REASON]
-        return f"last contact failed at {since}: {error}"
+        return f"last contact failed at {since}: {api_failure(h.last_failure, h.last_status)}"
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
         """Run every readiness check; (all ok, check name -> ``ok`` or reason)."""

@@ -5,6 +5,13 @@ Every outcome updates its request row and writes its history row in one transact
 together in the next one.  A write that fails because the database is away is kept and
 tried again with backoff: an outcome is never dropped, and if its lease expires
 meanwhile the store notes it as a late answer.
+
+A write that the database refuses for what it holds (a data error: a value out of
+range, a character it cannot store, a check it fails) is not an outage and is not
+retried as one: the batch is written again row by row, so every good outcome is
+recorded, and the outcome that is refused is stored in a form the database takes (its
+text escaped and bounded, or at worst the request ``failed`` with a sentence saying its
+outcome could not be stored), never held back to be sent again.
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ from typing import Any
 
 from gdpr_daemon import metrics
 from gdpr_daemon.db.queue import Outcome, QueueStore
-from gdpr_daemon.db.tables import PENDING
+from gdpr_daemon.db.tables import FAILED, PENDING
 from gdpr_daemon.logging import get_logger
+from gdpr_daemon.safetext import escape_controls
 
 log = get_logger(__name__)
 
@@ -28,6 +36,58 @@ def db_errors() -> tuple[type[BaseException], ...]:
 
     return (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
             DBAPIError, OperationalError, InterfaceError, asyncio.TimeoutError)  # fmt: skip
+
+
+#: SQLSTATE classes that mean "the database refuses these values", not "it is away":
+#: 22 data exception (out of range, NUL, bad encoding), 23 integrity constraint (a
+#: CHECK), 54 program limit (a value too large to index).
+DATA_ERROR_CLASSES = ("22", "23", "54")
+
+
+def data_error(exc: BaseException) -> str | None:
+    """The SQLSTATE when ``exc`` is the database refusing the data (see DATA_ERROR_CLASSES), else None.
+
+    The driver's own refusals of a parameter (an integer beyond 64 bits, a lone surrogate)
+    come as ``asyncpg.DataError``, which is also an ``InterfaceError``: they are data
+    errors too, not a lost connection.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str) and state[:2] in DATA_ERROR_CLASSES:
+            return state
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
+#: Bounds of the text of an outcome written again after a data error.
+MAX_STORED_TEXT = 2000
+
+
+def storable(o: Outcome) -> Outcome:
+    """``o`` with its texts escaped (no NUL, surrogate or control character) and bounded,
+    and an API request id outside bigint dropped."""
+
+    def clean(text: str) -> str:
+        text = escape_controls(text)
+        return text if len(text) <= MAX_STORED_TEXT else text[: MAX_STORED_TEXT - 3] + "..."
+
+    ob_id = o.ownbackup_request_id
+    if ob_id is not None and not -(2**63) <= ob_id < 2**63:
+        ob_id = None
+    return Outcome(
+        o.request_id, o.status, clean(o.detail), ob_id, None if o.error is None else clean(o.error), o.retry_in
+    )
+
+
+def unstorable(o: Outcome, state: str) -> Outcome:
+    """The last resort for an outcome the database refused even cleaned: the request fails
+    with a sentence that says so (and how to send it again), in plain ASCII."""
+    error = (f"the outcome of this attempt could not be stored (database error {state}); it may have "
+             f"been carried out: check it, then retry with `gdpr-daemon requests retry {o.request_id}`")  # fmt: skip
+    return Outcome(o.request_id, FAILED, f"outcome not storable: {error}", error=error)
 
 
 class Recorder:
@@ -62,10 +122,22 @@ class Recorder:
                     w.cancel()
                 continue
             batch, self._pending = self._pending[:1000], self._pending[1000:]
+            todo = batch
             try:
-                _applied, late = await self.store.record(batch)
+                try:
+                    _applied, late = await self.store.record(batch)
+                    todo = []
+                except db_errors() as exc:
+                    state = data_error(exc)
+                    if state is None:
+                        raise
+                    log.warning("outcomes_refused_by_database", count=len(batch), sqlstate=state,
+                                action="writing them one by one")  # fmt: skip
+                    todo = list(batch)
+                    late = await self._record_each(todo)
+                    batch = []  # counted one by one
             except db_errors() as exc:
-                self._pending[:0] = batch
+                self._pending[:0] = todo
                 log.warning("database_unavailable", action="record outcomes",
                             error=type(exc).__name__, retry_in=round(backoff, 1))  # fmt: skip
                 await asyncio.sleep(backoff)
@@ -73,13 +145,49 @@ class Recorder:
                 continue
             backoff = 0.2
             for o in batch:
-                self.written[o.status] += 1
-                if o.status == PENDING and self._on_retry_due is not None:
-                    self._on_retry_due(o.retry_in)
+                self._written(o)
             if late:
                 metrics.SUBMISSIONS.labels(outcome="late").inc(late)
                 log.warning("late_outcomes", count=late,
                             hint="a lease expired before the answer came; the history notes each")  # fmt: skip
+
+    def _written(self, o: Outcome) -> None:
+        self.written[o.status] += 1
+        if o.status == PENDING and self._on_retry_due is not None:
+            self._on_retry_due(o.retry_in)
+
+    async def _record_each(self, todo: list[Outcome]) -> int:
+        """Write outcomes the database refused as a batch one at a time; how many came late.
+
+        Each is taken off ``todo`` once written, so if the database goes away half way
+        (a non-data error, raised) only the rest is kept for the next try.
+        """
+        late = 0
+        while todo:
+            late += await self._record_one(todo[0])
+            todo.pop(0)
+        return late
+
+    async def _record_one(self, o: Outcome) -> int:
+        """``o`` as it is, else cleaned (:func:`storable`), else as a failure saying so."""
+        state = "?"
+        for step in ("as is", "cleaned", "as a failure"):
+            attempt = o if step == "as is" else storable(o) if step == "cleaned" else unstorable(o, state)
+            try:
+                _applied, late = await self.store.record([attempt])
+            except db_errors() as exc:
+                refused = data_error(exc)
+                if refused is None:
+                    raise
+                state = refused
+                log.warning("outcome_refused_by_database", request_id=o.request_id, sqlstate=state)
+                continue
+            self._written(attempt)
+            return late
+        # Not even the plain failure is taken: the claim stays for a reaper (another
+        # process's, or this one's after a restart) and the error is there to be seen.
+        log.error("outcome_not_storable", request_id=o.request_id, sqlstate=state)
+        return 0
 
     async def flushed(self, timeout: float) -> bool:
         try:

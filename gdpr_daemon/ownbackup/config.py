@@ -11,9 +11,12 @@ from .auth import OAuthAuth, SessionAuth
 from .endpoints import Endpoints, check_base_url, region_url
 from .retry import RetryPolicy
 
-__all__ = ["DEFAULT_USER_AGENT", "ClientConfig"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_USER_AGENT", "ClientConfig"]
 
 DEFAULT_USER_AGENT = f"gdpr-daemon/{__version__}"
+#: The most of one JSON answer read into memory: far above any answer the API gives
+#: (a page of events, the service list), far below the container's memory limit.
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +37,7 @@ class ClientConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     user_agent: str = DEFAULT_USER_AGENT
     allow_insecure_http: bool = False
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -61,6 +65,15 @@ class ClientConfig:
             raise ValueError(
                 "ClientConfig.max_connections must be a whole number of at least 1, "
                 f"not {self.max_connections!r}."
+            )
+        if (
+            isinstance(self.max_response_bytes, bool)
+            or not isinstance(self.max_response_bytes, int)
+            or self.max_response_bytes < 1024
+        ):
+            raise ValueError(
+                "ClientConfig.max_response_bytes must be a whole number of at least 1024, "
+                f"not {self.max_response_bytes!r}."
             )
         if not isinstance(self.endpoints, Endpoints):
             raise ValueError("ClientConfig.endpoints must be an Endpoints.")

@@ -5,6 +5,11 @@ concurrent calls, see :mod:`.auth`) and repeat the call once.  GET calls are
 idempotent and are retried on transient errors by the :class:`RetryPolicy`; POSTs
 (GDPR, backup, export, seed) are not: the caller's durable queue retries them and
 records every attempt.
+
+Every exchange is told the credentials this connection knows (the password or API
+token, and the session ids and access tokens it has used lately), besides what the
+request itself carries, so an answer that echoes any of them has it redacted before its
+text becomes an error, a log line or a stored value.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -22,11 +28,19 @@ import aiohttp
 from gdpr_daemon import metrics
 from gdpr_daemon.logging import get_logger
 
-from .auth import make_authenticator
+from .auth import SessionAuth, make_authenticator
 from .config import ClientConfig
 from .errors import AuthenticationError, OwnBackupError, TransientError, clean_message
 from .health import ApiHealth
-from .transport import Answer, FormValue, api_message, error_from_answer, exchange, json_body
+from .transport import (
+    SENSITIVE_HEADERS,
+    Answer,
+    FormValue,
+    api_message,
+    error_from_answer,
+    exchange,
+    json_body,
+)
 
 __all__ = ["LOGOUT_TIMEOUT", "Connection"]
 
@@ -66,6 +80,11 @@ class Connection:
         self._session: aiohttp.ClientSession | None = None
         self._origin = urlsplit(config.base_url)[:2]
         self.health = ApiHealth()
+        # Credentials to redact from any answer: the configured secret, and the session ids
+        # or access tokens sent lately (an answer may echo an earlier one).
+        self._credentials: deque[str] = deque(maxlen=8)
+        auth = config.auth
+        self._secret = auth.password if isinstance(auth, SessionAuth) else auth.api_token
 
     # -- lifecycle ----------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -142,6 +161,9 @@ class Connection:
                 total=min(LOGOUT_TIMEOUT, cfg.timeout),
                 connect=min(LOGOUT_TIMEOUT, cfg.connect_timeout),
             )
+        for key, value in (headers or {}).items():
+            if key.lower() in SENSITIVE_HEADERS and value not in self._credentials:
+                self._credentials.append(value)
         return await exchange(
             self._session,
             name,
@@ -151,6 +173,8 @@ class Connection:
             form=form,
             params=params,
             limits=timeout,
+            secrets=(self._secret, *self._credentials),
+            max_bytes=self.config.max_response_bytes,
         )
 
     async def _authorized(

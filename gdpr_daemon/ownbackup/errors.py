@@ -30,12 +30,18 @@ to be sending.
 
 ``str(error)`` is one sentence a person can act on, such as "OwnBackup answered 404
 Not Found to gdpr_forget: service_id 12415 not found".  No error ever carries a
-request body, password, session id, token or rectify value.
+request body, password, session id, token or rectify value: the API's words reach an
+error only through :func:`.transport.api_message`, which redacts every secret and
+personal value the client knows it sent (a hostile or careless API may echo them), and
+:func:`clean_message`, which makes them one bounded line with control characters, NUL
+and lone surrogates escaped (so they can be stored in Postgres and shown on a terminal).
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
+
+from gdpr_daemon.safetext import escape_controls
 
 __all__ = [
     "AuthenticationError",
@@ -135,10 +141,10 @@ class AuthenticationError(PermanentError):
 
 
 def clean_message(message: object) -> str | None:
-    """The API's ``message`` as one bounded line, or None when it has none."""
+    """The API's ``message`` as one bounded line, control characters escaped, or None."""
     if message is None:
         return None
-    text = " ".join(str(message).split())
+    text = escape_controls(" ".join(str(message).split()))
     if not text:
         return None
     if len(text) > MAX_MESSAGE_CHARS:
@@ -173,6 +179,7 @@ def error_for_status(
     A pure function: the same status, endpoint and message always give the same error.
     """
     message = clean_message(message)
+    reason = clean_message(reason)  # the server's own phrase: one line, no control characters
     sentence = f"OwnBackup answered {status_phrase(status, reason)} to {endpoint}"
     if message:
         sentence += f": {message}"

@@ -16,12 +16,14 @@ class ApiHealth:
     until a failure and then until the next success.
     """
 
-    __slots__ = ("_last_ok", "last_error", "last_failure_at", "last_success_at")
+    __slots__ = ("_last_ok", "last_error", "last_failure", "last_failure_at", "last_status", "last_success_at")
 
     def __init__(self) -> None:
         self.last_success_at: datetime | None = None
         self.last_failure_at: datetime | None = None
         self.last_error: str | None = None
+        self.last_failure: str | None = None  # the error's class name, e.g. "ServerError"
+        self.last_status: int | None = None  # its HTTP status, if it had one
         self._last_ok = True
 
     @property
@@ -35,6 +37,9 @@ class ApiHealth:
     def record_failure(self, error: BaseException) -> None:
         self.last_failure_at = datetime.now(UTC)
         self.last_error = str(error)
+        self.last_failure = type(error).__name__
+        status = getattr(error, "status", None)
+        self.last_status = status if isinstance(status, int) else None
         self._last_ok = False
 
     def __repr__(self) -> str:

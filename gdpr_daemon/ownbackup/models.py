@@ -1,11 +1,13 @@
 """Typed answers of the OwnBackup API: frozen dataclasses and their strict parsers.
 
-Parsers check what the daemon relies on (an integer ``id``, the container types, the
-types of the fields present) and raise :class:`BadAnswer` otherwise, so a malformed
-answer is a clear error at the boundary, not a ``KeyError`` deep in the queue.  Fields
-the daemon does not use are optional; every object keeps the JSON it was parsed from
-in ``raw`` (left out of ``repr`` and comparisons).  A timestamp that is present but
-unreadable becomes None rather than failing the answer: ``raw`` still has it.
+The fields are those of the vendor's published API reference (and, for ``secondary_name``,
+of the public clients); ``openapi.yaml`` describes the same shapes.  Parsers check what the
+daemon relies on (an integer ``id``, the container types, the types of the fields present)
+and raise :class:`BadAnswer` otherwise, so a malformed answer is a clear error at the
+boundary, not a ``KeyError`` deep in the queue.  Every field but the id is optional, and a
+field the API adds later is ignored (it stays in ``raw``, the JSON the object was parsed
+from, left out of ``repr`` and comparisons).  A timestamp that is present but unreadable
+becomes None rather than failing the answer: ``raw`` still has it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from types import MappingProxyType
 from typing import Any
 
 from .errors import BadAnswer
+
+#: Ids and counts are stored as Postgres ``bigint``: a number outside it is a bad answer
+#: here, not a failed write (of a whole batch of outcomes) later.
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 
 __all__ = [
     "Backup",
@@ -93,6 +99,8 @@ class _Reader:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise self._bad(key, "an integer")
+        if not BIGINT_MIN <= value <= BIGINT_MAX:
+            raise self._bad(key, "an integer within the 64-bit range")
         return value
 
     def number(self, key: str) -> float | None:
@@ -121,6 +129,15 @@ class _Reader:
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
         raise self._bad(key, "0 or 1")
+
+    def strings(self, key: str) -> list[str]:
+        """A list of strings (absent or null: empty)."""
+        value = self.obj.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self._bad(key, "a list of strings")
+        return value
 
     def time(self, key: str) -> datetime | None:
         value = self.obj.get(key)
@@ -167,6 +184,7 @@ class Service:
 
     id: int
     displayed_name: str | None = None
+    secondary_name: str | None = None
     provider: str | None = None
     org_id: str | None = None
     status: str | None = None
@@ -185,6 +203,7 @@ class Service:
         return cls(
             id=r.int("id", required=True),  # type: ignore[arg-type]
             displayed_name=r.str("displayed_name"),
+            secondary_name=r.str("secondary_name"),
             provider=r.str("provider"),
             org_id=r.str("org_id"),
             status=r.str("status"),
@@ -201,16 +220,27 @@ class Service:
 
 @dataclass(frozen=True)
 class Backup:
-    """One backup of a service."""
+    """One backup of a service: when it completed and what its sections hold.
+
+    ``status`` is ``"OK"`` for a complete backup (the simulator also shows a running one,
+    ``"IN_PROGRESS"`` with no ``completed_at``); ``trigger_type`` is ``"scheduled"`` or
+    ``"manual"``.
+    """
 
     id: int
-    service_id: int | None = None
     status: str | None = None
     trigger_type: str | None = None
-    started_at: datetime | None = None
     completed_at: datetime | None = None
-    num_items: int | None = None
-    total_size: int | None = None
+    num_sections: int | None = None
+    num_sections_ok: int | None = None
+    num_sections_info: int | None = None
+    num_sections_warning: int | None = None
+    num_sections_error: int | None = None
+    num_api_calls: int | None = None
+    num_bulk_api_batches: int | None = None
+    num_inserted_items: int | None = None
+    num_updated_items: int | None = None
+    num_deleted_items: int | None = None
     raw: Mapping[str, Any] = _raw_field()
 
     @classmethod
@@ -218,15 +248,26 @@ class Backup:
         r = _Reader(obj, endpoint, "a backup")
         return cls(
             id=r.int("id", required=True),  # type: ignore[arg-type]
-            service_id=r.int("service_id"),
             status=r.str("status"),
             trigger_type=r.str("trigger_type"),
-            started_at=r.time("start_time") or r.time("started_at") or r.time("created_at"),
-            completed_at=r.time("end_time") or r.time("completed_at") or r.time("finished_at"),
-            num_items=r.int("num_items"),
-            total_size=r.int("total_size"),
+            completed_at=r.time("completed_at"),
+            **{name: r.int(name) for name in _BACKUP_COUNTERS},
             raw=r.raw(),
         )
+
+
+_BACKUP_COUNTERS = (
+    "num_sections",
+    "num_sections_ok",
+    "num_sections_info",
+    "num_sections_warning",
+    "num_sections_error",
+    "num_api_calls",
+    "num_bulk_api_batches",
+    "num_inserted_items",
+    "num_updated_items",
+    "num_deleted_items",
+)
 
 
 #: The kinds of a section's CSV data and the field holding each one's link.
@@ -295,13 +336,13 @@ class BackupObject:
 
 @dataclass(frozen=True)
 class Job:
-    """An asynchronous job of the account, such as an export."""
+    """An asynchronous job of the account: an export or an anonymization."""
 
     id: int
     title: str | None = None
     status: str | None = None
     progress: float | None = None
-    results: Any = field(default=None, compare=False)
+    results: tuple[str, ...] = field(default=(), compare=False)
     raw: Mapping[str, Any] = _raw_field()
 
     @classmethod
@@ -312,7 +353,7 @@ class Job:
             title=r.str("title"),
             status=r.str("status"),
             progress=r.number("progress"),
-            results=r.obj.get("results"),
+            results=tuple(r.strings("results")),
             raw=r.raw(),
         )
 
@@ -337,23 +378,67 @@ class SeedTemplate:
 
 @dataclass(frozen=True)
 class Seed:
-    """One seeding run started from a template."""
+    """One seeding run started from a template.
+
+    ``seed_id`` is what ``seed_info`` takes; ``id`` is the run's number in the account (the
+    published example has both, differing).  An answer with only one of them has it in both.
+    """
 
     id: int
+    seed_id: int | None = None
+    template: int | None = None
+    dest_service_id: int | None = None
+    seeding_method: str | None = None
+    disable_automations: bool | None = None
     status: str | None = None
     progress: float | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    total_insert_records: int | None = None
+    insert_success_records: int | None = None
+    insert_fail_records: int | None = None
+    total_delete_records: int | None = None
+    delete_success_records: int | None = None
+    delete_fail_records: int | None = None
+    duplicated_records: int | None = None
     raw: Mapping[str, Any] = _raw_field()
 
     @classmethod
     def from_json(cls, obj: object, endpoint: str = "seed_info") -> Seed:
         r = _Reader(obj, endpoint, "a seed")
-        seed_id = r.int("id") if r.obj.get("id") is not None else r.int("seed_id")
-        if seed_id is None:
+        run_id, seed_id = r.int("id"), r.int("seed_id")
+        if run_id is None and seed_id is None:
             raise BadAnswer(
                 f"OwnBackup answered {endpoint} with a seed without an integer 'id' or 'seed_id'",
                 endpoint=endpoint,
             )
-        return cls(id=seed_id, status=r.str("status"), progress=r.number("progress"), raw=r.raw())
+        return cls(
+            id=run_id if run_id is not None else seed_id,  # type: ignore[arg-type]
+            seed_id=seed_id if seed_id is not None else run_id,
+            template=r.int("template"),
+            dest_service_id=r.int("dest_service_id"),
+            seeding_method=r.str("seeding_method"),
+            disable_automations=r.flag("disable_automations"),
+            status=r.str("status"),
+            progress=r.number("progress"),
+            created_at=r.time("created_at"),
+            started_at=r.time("started_at"),
+            finished_at=r.time("finished_at"),
+            **{name: r.int(name) for name in _SEED_COUNTERS},
+            raw=r.raw(),
+        )
+
+
+_SEED_COUNTERS = (
+    "total_insert_records",
+    "insert_success_records",
+    "insert_fail_records",
+    "total_delete_records",
+    "delete_success_records",
+    "delete_fail_records",
+    "duplicated_records",
+)
 
 
 @dataclass(frozen=True)
@@ -376,6 +461,12 @@ def parse_id(obj: object, endpoint: str, keys: tuple[str, ...]) -> int:
     for key in keys:
         value = r.obj.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
+            if not BIGINT_MIN <= value <= BIGINT_MAX:
+                raise BadAnswer(
+                    f"OwnBackup answered {endpoint} with an {key!r} outside the 64-bit range "
+                    "(not a usable id)",
+                    endpoint=endpoint,
+                )
             return value
     names = " or ".join(repr(k) for k in keys)
     raise BadAnswer(f"OwnBackup answered {endpoint} without an integer {names}", endpoint=endpoint)
@@ -386,12 +477,8 @@ def parse_object(obj: object, endpoint: str, what: str = "an answer") -> dict[st
     return _Reader(obj, endpoint, what).obj
 
 
-def parse_automations(obj: object, endpoint: str = "automations") -> dict[str, list[Any]]:
-    """``{"ApexTrigger": [...], "ValidationRule": [...]}``: every value must be a list."""
+def parse_automations(obj: object, endpoint: str = "automations") -> dict[str, list[str]]:
+    """``{"ApexTrigger": ["Account.BeforeInsert"], "ValidationRule": [...]}``: every value a
+    list of ``Object.Name`` strings."""
     r = _Reader(obj, endpoint, "the active automations")
-    out: dict[str, list[Any]] = {}
-    for key, value in r.obj.items():
-        if not isinstance(value, list):
-            raise r._bad(key, "a list")
-        out[key] = value
-    return out
+    return {key: r.strings(key) for key in r.obj}

@@ -5,14 +5,24 @@ request and returns an :class:`Answer` whatever its status, translating network
 failures into :class:`ConnectionFailed` and :class:`RequestTimeout`; the client
 decides what a status means.  :func:`json_body` and :func:`error_from_answer` are pure
 functions of an answer.
+
+An answer is read with a bound (``max_bytes``): a 2xx body over it is a
+:class:`BadAnswer` after reading no more than the bound (the call may have been carried
+out, so it is transient like any unreadable answer); an error status keeps its status
+and drops the body.  Every answer remembers the secrets and personal values sent with it
+(``Answer.sent``: form fields such as ``record_id``, ``value`` and ``password``, the
+session or bearer header, and the credentials the connection passes in), and the
+API's text leaves this module only with them redacted and with NUL and lone surrogates
+escaped.  Downloads that stream to a file do not come through :func:`exchange`.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +33,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from gdpr_daemon import metrics
 from gdpr_daemon.logging import get_logger
+from gdpr_daemon.safetext import escape_controls, scrub, secret_forms
 
 from .errors import (
     BadAnswer,
@@ -40,6 +51,11 @@ log = get_logger("gdpr_daemon.ownbackup")
 
 FormValue = str | int | bool | list[str] | tuple[str, ...] | None
 
+#: Form fields whose values are secret or personal: redacted wherever the answer echoes them.
+SENSITIVE_FIELDS = frozenset({"record_id", "value", "comment", "password", "refresh_token", "client_secret"})
+#: Headers that carry a credential.
+SENSITIVE_HEADERS = frozenset({"x-session-id", "authorization"})
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -50,6 +66,7 @@ class Answer:
     reason: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    sent: frozenset[str] = field(default=frozenset(), repr=False)  # to redact from the answer
 
     def __post_init__(self) -> None:
         # Header names are case-insensitive; tests may build answers from plain dicts.
@@ -94,8 +111,13 @@ async def exchange(
     form: Mapping[str, FormValue] | None = None,
     params: Mapping[str, str] | None = None,
     limits: aiohttp.ClientTimeout | None = None,
+    secrets: Iterable[str] = (),
+    max_bytes: int | None = None,
 ) -> Answer:
-    """Send one request and read its whole answer; network failures become our errors."""
+    """Send one request and read its answer (at most ``max_bytes`` of it); network
+    failures become our errors.  ``secrets``: credentials to redact from the answer
+    besides what this request itself carries."""
+    sent = sensitive_sent(form, headers, secrets)
     send_headers = dict(headers or {})
     data: bytes | None = None
     if form is not None:
@@ -114,9 +136,9 @@ async def exchange(
             allow_redirects=False,
             **({"timeout": limits} if limits is not None else {}),
         ) as resp:
-            body = await resp.read()
+            body = await _read_bounded(resp, name, max_bytes)
             # resp.headers is a read-only view that stays valid after the release.
-            answer = Answer(resp.status, reason=resp.reason, headers=resp.headers, body=body)
+            answer = Answer(resp.status, reason=resp.reason, headers=resp.headers, body=body, sent=sent)
             outcome = str(resp.status)
             return answer
     except aiohttp.ConnectionTimeoutError as exc:
@@ -171,6 +193,54 @@ async def exchange(
         )
 
 
+def sensitive_sent(
+    form: Mapping[str, FormValue] | None, headers: Mapping[str, str] | None, secrets: Iterable[str]
+) -> frozenset[str]:
+    """The secret and personal values a request carries (and ``secrets``), to redact from its answer."""
+    found = {s for s in secrets if s}
+    for key, value in (form or {}).items():
+        if key in SENSITIVE_FIELDS and isinstance(value, str) and value:
+            found.add(value)
+    for key, value in (headers or {}).items():
+        if key.lower() in SENSITIVE_HEADERS and value:
+            found.add(value)
+            found.add(value.partition(" ")[2] or value)  # the token without "Bearer "
+    return frozenset(found)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:g} MiB" if n >= 2**20 else f"{n} bytes"
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, name: str, max_bytes: int | None) -> bytes:
+    """The body, reading no more than ``max_bytes``; over it: BadAnswer (2xx) or no body."""
+    if max_bytes is None:
+        return await resp.read()
+    declared = resp.content_length
+    over = declared is not None and declared > max_bytes
+    chunks: list[bytes] = []
+    size = 0
+    if not over:
+        async for chunk in resp.content.iter_chunked(2**16):
+            size += len(chunk)
+            if size > max_bytes:
+                over = True
+                break
+            chunks.append(chunk)
+    if not over:
+        return b"".join(chunks)
+    chunks.clear()
+    resp.close()  # the rest is never read: the connection is closed, not reused
+    if 200 <= resp.status < 300:
+        raise BadAnswer(
+            f"OwnBackup answered {name} with more than {_size(max_bytes)} "
+            "(ownbackup_max_response_bytes); the answer was not read",
+            status=resp.status,
+            endpoint=name,
+        )
+    return b""  # an error status says enough without its oversized page
+
+
 @functools.cache
 def _latency(endpoint: str) -> Any:
     """The latency histogram's child of an endpoint, looked up once (the names are few)."""
@@ -196,28 +266,62 @@ def json_body(answer: Answer, endpoint: str, *, empty: Any = ...) -> Any:
             endpoint=endpoint,
         )
     try:
-        return json.loads(answer.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        obj = json.loads(answer.body)
+    except (ValueError, RecursionError) as exc:  # also a number of more than 4300 digits
         what = "an HTML page" if _looks_like_html(answer) else "truncated or invalid JSON"
         raise BadAnswer(
             f"OwnBackup answered {endpoint} with a body that is not JSON ({what})",
             status=answer.status,
             endpoint=endpoint,
         ) from exc
+    if _needs_cleaning(answer):
+        obj = _clean(obj, answer.sent)
+    return obj
+
+
+def _needs_cleaning(answer: Answer) -> bool:
+    """Whether a string of the decoded body could hold a NUL, a lone surrogate or a value we sent.
+
+    NUL and surrogates can only come as JSON escapes (a backslash), a sent value either
+    escaped or as it is; most answers have neither and are not walked.
+    """
+    if b"\\" in answer.body:
+        return True
+    return any(form.encode("utf-8", "surrogatepass") in answer.body for s in answer.sent for form in secret_forms(s))
+
+
+def _clean(obj: Any, sent: frozenset[str]) -> Any:
+    """Every string of a decoded body (keys too) without the values we sent, NUL or surrogates."""
+    if isinstance(obj, str):
+        text = scrub(obj, sent) if sent else obj
+        return _escape_unstorable(text)
+    if isinstance(obj, list):
+        return [_clean(v, sent) for v in obj]
+    if isinstance(obj, dict):
+        return {_clean(k, sent): _clean(v, sent) for k, v in obj.items()}
+    return obj
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _escape_unstorable(text: str) -> str:
+    """NUL and lone surrogates (which Postgres and UTF-8 refuse) shown as escapes; the rest kept."""
+    return _UNSTORABLE.sub(lambda m: escape_controls(m.group()), text) if _UNSTORABLE.search(text) else text
 
 
 def api_message(answer: Answer) -> str | None:
     """The ``message`` of an error body ``{"error": ..., "message": ...}``, if any."""
     try:
         obj = json.loads(answer.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
         return None
     if not isinstance(obj, dict):
         return None
     for key in ("message", "error_description", "error"):
         value = obj.get(key)
         if isinstance(value, str) and value.strip():
-            return value
+            return scrub(value, answer.sent)
     return None
 
 
@@ -232,6 +336,6 @@ def error_from_answer(
         answer.status,
         endpoint=endpoint,
         message=api_message(answer),
-        reason=answer.reason,
+        reason=scrub(answer.reason, answer.sent) if answer.reason else None,
         retry_after=retry_after,
     )

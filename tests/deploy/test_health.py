@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from gdpr_daemon.db import migrate
 from gdpr_daemon.db.tables import STATUSES
 from gdpr_daemon.health import HealthServer, lifecycle_check, parse_address
+from gdpr_daemon.ownbackup.errors import ServerError
 from gdpr_daemon.ownbackup.health import ApiHealth
 from tests.helpers import insert_forget, wait_until
 
@@ -67,7 +68,7 @@ async def test_readyz_ready_with_current_schema(server):
 
 async def test_readyz_follows_api_health(server):
     """/readyz turns 503 naming the API after a failed contact, and 200 after the next success."""
-    server.api_health.record_failure(RuntimeError("OwnBackup answered 503 Service Unavailable"))
+    server.api_health.record_failure(ServerError("OwnBackup answered 503 Service Unavailable", status=503))
     status, body = await ready(server)
     assert status == 503 and body["status"] == "not ready"
     assert "503 Service Unavailable" in body["checks"]["api"] and body["checks"]["database"] == "ok"
