@@ -32,7 +32,7 @@ REGIONS = (
 #: As the client's own default (gdpr_daemon.ownbackup.config), without importing the client here.
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 2**20
 
-SECTIONS = ("database", "ownbackup", "queue", "events", "log", "health", "retention", "intake")
+SECTIONS = ("database", "ownbackup", "queue", "events", "log", "health", "retention", "intake", "verify")
 
 
 class ConfigError(Exception):
@@ -141,6 +141,11 @@ class Settings(BaseModel):
     events_unconfirmed_after_hours: float = Field(
         24.0, gt=0, le=8760, description="A submitted request without a confirming event after this "
         "long is listed by `requests list --unconfirmed`."
+    )
+    verify_after_hours: float = Field(
+        0.0, ge=0, le=8760, description="The daemon verifies each submitted request in the backups themselves "
+        "(as `gdpr-daemon requests verify` does) this many hours after submission, and again after each newer "
+        "backup while the record is still present. 0 turns the job off."
     )
 
     intake_require_approval: bool = Field(

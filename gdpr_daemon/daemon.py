@@ -36,6 +36,8 @@ from gdpr_daemon.intake.worker import QueueWorker, WorkerSettings
 from gdpr_daemon.logging import get_logger
 from gdpr_daemon.ownbackup import ClientConfig, Endpoints, OAuthAuth, OwnBackupClient, SessionAuth
 from gdpr_daemon.retention import run_purge
+from gdpr_daemon.verify.job import VerifyJob
+from gdpr_daemon.verify.job import interval_seconds as verify_interval
 
 log = get_logger(__name__)
 
@@ -176,6 +178,7 @@ class Daemon:
             self.direct_engine or self.engine, self.client, account=settings.api_base_url, actor=settings.instance_name
         )
         self.events_job: PullJob | None = None
+        self.verify_job: VerifyJob | None = None
         self.ready = asyncio.Event()
 
     async def _wait_for_database(self, stop: asyncio.Event) -> bool:
@@ -249,7 +252,17 @@ class Daemon:
                 next_run_time=datetime.now(UTC) + timedelta(minutes=1))  # fmt: skip
         # Hourly; the database lets only the first call of each UTC day log, across replicas.
         add_job(scheduler, self._log_overdue, "log-overdue", hours=1, next_run_time=datetime.now(UTC))
+        if s.verify_after_hours > 0:
+            # Erasures checked in the backups themselves; one replica at a time (advisory lock).
+            self.verify_job = VerifyJob(self.engine, self.client, after_hours=s.verify_after_hours,
+                                        actor=s.instance_name, lock_engine=self.direct_engine, stop=stop)  # fmt: skip
+            add_job(scheduler, self._verify, "verify-erasures", seconds=verify_interval(s.verify_after_hours),
+                    next_run_time=datetime.now(UTC))  # fmt: skip
         return scheduler
+
+    async def _verify(self) -> None:
+        if self.verify_job is not None:
+            await self.verify_job.run()
 
     async def _start_health(self, stop: asyncio.Event) -> HealthServer | None:
         if not self.settings.health_address:

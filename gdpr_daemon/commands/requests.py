@@ -245,6 +245,72 @@ async def cmd_requests(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---- requests verify ----------------------------------------------------------------------
+
+EXIT_NOT_VERIFIED = 1
+VERIFY_HELP = (
+    "For each submitted forget or rectify: find the newest backup of its service completed after the "
+    "submission, stream the CSV of the object section named like its table (authenticated, constant memory, "
+    "any size) and look for the record: a forget is verified when the record is absent, a rectify when the "
+    "record's field holds the new value (compared by SHA-256, so it works after the value was erased). "
+    "'verified: ...' and 'still present in backup ...' are recorded in the request's history; 'not yet "
+    "verifiable' (no backup completed after the submission) is only printed. Exit status: 0 when every "
+    "request given is verified; 1 when any is still present, not yet verifiable or could not be checked; "
+    "2 for bad usage."
+)
+
+
+async def cmd_verify(args: argparse.Namespace) -> int:
+    from gdpr_daemon import render
+    from gdpr_daemon.daemon import client_config
+    from gdpr_daemon.db.engine import make_engine
+    from gdpr_daemon.db.requests import record_verification
+    from gdpr_daemon.db.verification import targets
+    from gdpr_daemon.ownbackup import OwnBackupClient, OwnBackupError
+    from gdpr_daemon.verify import VerifyError, verify_request
+
+    settings = settings_from_args(args)
+    setup_logging(settings, quiet=True)
+    ids = list(dict.fromkeys(parse_ids(args.ids)))
+    who = actor(args)
+    config = client_config(settings)
+    engine = make_engine(settings.require_database(), pool_size=1)
+    results: list[dict[str, Any]] = []
+    try:
+        found = await targets(engine, ids)
+        async with OwnBackupClient(config) as client:
+            for rid in ids:
+                result: dict[str, Any] = {"request_id": rid, "verified": False, "recorded": False}
+                results.append(result)
+                req = found.get(rid)
+                if req is None:
+                    result.update(outcome="error", sentence=f"there is no request {rid}")
+                    continue
+                try:
+                    v = await verify_request(client, req)
+                except (VerifyError, OwnBackupError) as exc:
+                    result.update(outcome="error", sentence=f"not verified: {exc}")
+                    continue
+                result.update(outcome=v.outcome, sentence=v.sentence, verified=v.verified, backup_id=v.backup_id,
+                              backup_completed_at=v.completed_at, records_read=v.rows,
+                              seconds=round(v.seconds, 2))  # fmt: skip
+                if v.recorded:
+                    result["recorded"] = await record_verification(engine, rid, detail=v.sentence, actor=who)
+    finally:
+        await engine.dispose()
+    if args.format == "json":
+        print(render.to_json(results))
+    else:
+        for r in results:
+            line = f"request {r['request_id']}: {r['sentence']}"
+            if r.get("records_read"):
+                line += f" ({r['records_read']:,} records read in {r['seconds']:.1f} s)"
+            if r["outcome"] in ("verified", "still_present") and not r["recorded"]:
+                line += "; not recorded: the request is no longer submitted"
+            print(line)
+    return EXIT_OK if all(r["verified"] for r in results) else EXIT_NOT_VERIFIED
+
+
 def _ids_arg(text: str) -> str:
     parse_ids([text])
     return text
@@ -276,7 +342,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         k.add_argument("--actor", metavar="NAME", help="who enters it (default: your user name)")
         k.set_defaults(func=cmd_submit)
 
-    s = sub.add_parser("requests", help="list, show, approve, extend, retry or cancel requests")
+    s = sub.add_parser("requests", help="list, show, approve, extend, verify, retry or cancel requests")
     acts = s.add_subparsers(dest="action", metavar="ACTION", required=True)
     a = acts.add_parser("list", help="list requests, newest first (by deadline with --overdue or --due-within)")
     a.add_argument("--status", action="append", metavar="S",
@@ -314,6 +380,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     a.add_argument("--months", type=int, choices=(1, 2), default=2, help="further months (default 2)")
     a.add_argument("--actor", metavar="NAME", help="who extends it (default: your user name)")
     a.set_defaults(func=cmd_requests)
+    a = acts.add_parser("verify", help="prove an erasure in the backups: look for the record in the newest backup",
+                        description=VERIFY_HELP)  # fmt: skip
+    a.add_argument("ids", nargs="+", metavar="ID", type=_ids_arg, help="request id, or a range like 12-20")
+    a.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    a.add_argument("--actor", metavar="NAME", help="who verifies, for the history (default: your user name)")
+    a.set_defaults(func=cmd_verify)
     a = acts.add_parser("retry", help="send a failed or rejected request again")
     a.add_argument("id", type=int)
     a.add_argument("--actor", metavar="NAME", help="who retries it (default: your user name)")

@@ -50,6 +50,8 @@ def as_dict(f: StatusFigures, unconfirmed_after_hours: float) -> dict[str, Any]:
         "next_deadline": f.next_deadline,
         "event_cursor": None if cursor is None else cursor.last_event_id,
         "event_cursor_moved_at": None if cursor is None else cursor.updated_at,
+        "submitted_verified": f.verified,
+        "submitted_still_present": f.still_present,
     }
 
 
@@ -82,7 +84,20 @@ def as_text(f: StatusFigures, unconfirmed_after_hours: float, now: datetime) -> 
     else:
         lines.append(f"events: stored up to event {cursor.last_event_id:,}; the cursor last moved "
                      f"{_ago(cursor.updated_at, now)} ({_when(cursor.updated_at)})")  # fmt: skip
+    lines.append(_backups_line(f))
     return "\n".join(lines)
+
+
+def _backups_line(f: StatusFigures) -> str:
+    """How many submitted requests a check of a later backup proved (``requests verify``)."""
+    if not f.verified and not f.still_present:
+        return ("backups: no erasure checked in a backup yet (`gdpr-daemon requests verify ID`, or the "
+                "daemon's verify_after_hours)")  # fmt: skip
+    line = f"backups: {f.verified:,} submitted requests verified in a backup completed after submission"
+    if f.still_present:
+        line += (f"; {f.still_present:,} still present in the latest backup checked "
+                 "(`gdpr-daemon requests verify ID` again after the next backup)")  # fmt: skip
+    return line
 
 
 async def cmd_status(args: argparse.Namespace) -> int:

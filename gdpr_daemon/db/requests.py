@@ -252,3 +252,30 @@ async def status_counts(engine: AsyncEngine) -> dict[str, int]:
     async with engine.connect() as conn:
         rows = await conn.execute(text("SELECT status, count(*) FROM gdpr_requests GROUP BY status"))
         return {r[0]: int(r[1]) for r in rows}
+
+
+# A verification of the erasure in a backup (gdpr_daemon.verify): a history row from the submitted
+# status to itself, written only while the request is still submitted.
+_RECORD_VERIFICATION = text("""
+INSERT INTO gdpr_request_log (request_id, from_status, to_status, detail, actor)
+SELECT id, status, status, :detail, :actor FROM gdpr_requests WHERE id = :id AND status = 'submitted'
+RETURNING id
+""")
+
+
+async def record_verification(engine: AsyncEngine, request_id: int, *, detail: str, actor: str) -> bool:
+    """Add a verification's sentence to the request's history; False if it is no longer submitted."""
+    params = {"id": request_id, "detail": detail, "actor": actor}
+    try:
+        async with engine.begin() as conn:
+            return (await conn.execute(_RECORD_VERIFICATION, params)).first() is not None
+    except DBAPIError as exc:
+        seen: BaseException | None = exc
+        while seen is not None and getattr(seen, "sqlstate", None) is None:
+            seen = getattr(seen, "orig", None) or seen.__cause__
+        if seen is not None and getattr(seen, "sqlstate", None) == "42501":  # insufficient privilege
+            raise RequestError(
+                "this database role may not write the request history; run `requests verify` as the "
+                "daemon's role (gdpr_daemon) or the schema owner"
+            ) from None
+        raise

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gdpr_daemon.db.tables import CANCELLED, PENDING, STATUSES, SUBMITTED
+from gdpr_daemon.db.verification import verification_counts
 
 __all__ = ["CursorStats", "QueueStats", "Snapshot", "StatusFigures", "snapshot", "status_figures"]
 
@@ -117,6 +118,8 @@ class StatusFigures:
     unconfirmed: int  # submitted longer ago than the bound, no confirming event yet
     due_soon: int  # open, due within ``soon_days``, not yet overdue
     next_deadline: datetime | None  # the earliest deadline of an open request not yet overdue
+    verified: int = 0  # submitted, and the latest check of a backup found the erasure (`requests verify`)
+    still_present: int = 0  # submitted, and the latest check of a backup found the old data still there
 
 
 async def status_figures(engine: AsyncEngine, *, unconfirmed_after_hours: float, soon_days: int = 7) -> StatusFigures:
@@ -128,6 +131,7 @@ async def status_figures(engine: AsyncEngine, *, unconfirmed_after_hours: float,
                 _STATUS, {"unconfirmed_after": unconfirmed_after_hours * 3600, "soon_days": soon_days}
             )
         ).one()
+        checked = await verification_counts(conn)
     return StatusFigures(
         snapshot=snap,
         due_now=int(row.due_now),
@@ -135,4 +139,6 @@ async def status_figures(engine: AsyncEngine, *, unconfirmed_after_hours: float,
         unconfirmed=int(row.unconfirmed),
         due_soon=int(row.due_soon),
         next_deadline=row.next_deadline,
+        verified=checked.verified,
+        still_present=checked.still_present,
     )

@@ -7,11 +7,13 @@ frozen dataclasses (BadAnswer when malformed); failures are the error tree of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from . import arguments as args
+from . import download as downloads
 from .connection import Connection
 from .endpoints import check_base_url
 from .models import (
@@ -126,6 +128,18 @@ class OwnBackupClient(Connection):
         )
         same_origin = urlsplit(full)[:2] == self._origin
         return await self._call("download", "GET", full, lambda a: a.body, with_auth=same_origin)
+
+    def stream_download(
+        self, link: str, *, chunk_bytes: int = downloads.CHUNK_BYTES
+    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """The body behind a download link as chunks while they arrive, in constant memory.
+
+        ``async with client.stream_download(section.download_link) as chunks:``.  The link
+        must be on the API's own host (the credential goes with it): any other is refused
+        with :class:`~.download.ForeignLink` before a connection is made.  See
+        :mod:`.download`.
+        """
+        return downloads.stream(self, link, chunk_bytes=chunk_bytes)
 
     async def export(
         self,

@@ -3,8 +3,9 @@
 Columns: request id, the DPO's reference, type, service, received, due, submitted,
 confirmed, OwnBackup request id, attempts, status, days to submit and the overdue flag.
 The CSV is exactly that, under one header.  JSON and HTML add the summary: counts by type,
-status and service, the median and 95th percentile days from receipt to submission, and
-every overdue or failed request named; HTML adds charts of requests received and
+status and service, how many submitted requests a later backup proved erased or corrected
+(``requests verify``) and how many it still held, the median and 95th percentile days
+from receipt to submission, and every overdue or failed request named; HTML adds charts of requests received and
 submitted per week and of the days to submit.  Overdue: submitted after the deadline, or
 not submitted (and not cancelled) when the report was made.  No rectify value, record id
 or comment appears.
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gdpr_daemon.audit.reports import charts, html
 from gdpr_daemon.audit.reports.common import Progress, ReportResult, csv_cell, iso, json_scalar
 from gdpr_daemon.db import audit_reports as q
+from gdpr_daemon.db.verification import verification_counts
 
 __all__ = ["COLUMNS", "write_requests_report"]
 
@@ -56,6 +58,8 @@ async def write_requests_report(
     rows = 0
     async with q.snapshot(engine) as conn:
         summary = await q.requests_summary(conn, period)
+        checked = await verification_counts(conn, since=period.since, until=period.until)
+        summary.update(verified=checked.verified, still_present=checked.still_present)
         if fmt == "csv":
             writer = csv.writer(out, lineterminator="\r\n")
             writer.writerow([k for k, _ in COLUMNS])
@@ -88,6 +92,8 @@ def _figures(summary: dict[str, Any]) -> list[tuple[str, str, Any]]:
         ("requests", "Requests received", summary["requests"]),
         ("submitted", "Submitted", summary["submitted"]),
         ("confirmed", "Confirmed by an OwnBackup event", summary["confirmed"]),
+        ("verified", "Verified in a backup completed after submission", summary["verified"]),
+        ("still_present", "Still present in the latest backup checked", summary["still_present"]),
         ("overdue", "Overdue", summary["overdue"]),
         ("failed", "Failed", summary["failed"]),
         ("median_days_to_submit", "Median days from receipt to submission", summary["median_days_to_submit"]),
