@@ -102,8 +102,7 @@ def test_every_alert_has_severity_summary_what_to_do_and_a_runbook():
 
 
 def test_the_issue_asks_for_these_alerts():
-    """The alerts the issue lists are there: overdue and due soon, waiting for a person, queue stuck,
-    events stale, credentials refused, API errors, unconfirmed submissions, no replica up."""
+    """Every alert the issue lists exists (deadlines, a person needed, queue, events, API, unconfirmed, no replica)."""
     names = {r["alert"] for r in alert_rules()}
     assert {
         "GdprRequestOverdue", "GdprRequestDueSoon", "GdprRequestsNeedAPerson", "GdprQueueStuck",

@@ -102,7 +102,8 @@ async def prometheus(tmp_path: Path) -> AsyncIterator[tuple[Prometheus, int]]:
 
             async def ready() -> bool:
                 if proc.returncode is not None:
-                    raise AssertionError(f"prometheus exited {proc.returncode}: {(tmp_path / 'prometheus.log').read_text()}")
+                    output = (tmp_path / "prometheus.log").read_text(errors="replace")
+                    raise AssertionError(f"prometheus exited {proc.returncode}: {output}")
                 with contextlib.suppress(aiohttp.ClientError):
                     async with http.get(prom.url + "/-/ready") as resp:
                         return resp.status == 200
@@ -123,11 +124,11 @@ async def prometheus(tmp_path: Path) -> AsyncIterator[tuple[Prometheus, int]]:
 
 @pytest.mark.slow
 async def test_alerts_fire_during_an_api_outage_and_resolve_after_it(prometheus, sim, pg, db_url, sim_url, log_file):
-    """With the shipped expressions (only `for:` cut to 2 s for the test), a request overdue behind an API
-    outage fires GdprRequestOverdue, GdprApiUnreachable, GdprApiErrors and GdprEventHistoryStale, and nothing
-    else; once the simulator answers again they resolve (GdprApiErrors, a ratio over 5 minutes, is not waited
-    for); every panel and rule query runs on this Prometheus over metrics it scraped; stopping the daemon
-    fires GdprDaemonDown."""
+    """Real Prometheus, shipped rules (`for:` cut to 2 s): outage alerts fire, then resolve; a stop pages."""
+    # An overdue request behind an API outage fires GdprRequestOverdue, GdprApiUnreachable, GdprApiErrors and
+    # GdprEventHistoryStale, and nothing else; once the simulator answers again they resolve (GdprApiErrors,
+    # a ratio over 5 minutes, is not waited for).  Every panel and rule query then runs on this Prometheus
+    # over metrics it scraped from the daemon, and stopping the daemon fires GdprDaemonDown.
     prom, daemon_port = prometheus
     sim.faults = FaultConfig(rate_5xx=1.0)  # the outage, from before the daemon starts
     started = time.monotonic()

@@ -92,8 +92,7 @@ def test_prometheusrule_fields_are_ones_the_operator_knows():
 
 
 def test_servicemonitor_scrapes_the_metrics_service_as_job_gdpr_daemon():
-    """The selector matches the Service (with the base's labels), the port is the Service's, and the job
-    label taken from the Service is the one the rules expect."""
+    """The ServiceMonitor selects the metrics Service and its port, and names the job the rules expect."""
     sm = manifests()["ServiceMonitor"]
     assert sm["apiVersion"] == API and sm["metadata"]["name"]
     spec = sm["spec"]
@@ -110,7 +109,7 @@ def test_servicemonitor_scrapes_the_metrics_service_as_job_gdpr_daemon():
 
 
 def test_kustomize_renders_the_base_with_the_component(tmp_path):
-    """`kubectl kustomize` of the base with `components: [monitoring]` added renders both CRs, labelled like the rest."""
+    """`kubectl kustomize` of the base plus `components: [monitoring]` renders both CRs, labelled like the rest."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed here; the structural checks above still ran")

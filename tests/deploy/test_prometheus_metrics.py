@@ -61,8 +61,9 @@ def closed_port() -> int:
 
 
 async def test_due_soon_and_unconfirmed_gauges_match_the_table(engine, pg):
-    """due_soon counts open requests due within 7 days (not the overdue, not the submitted);
-    unconfirmed counts submitted requests older than the configured bound without a confirming event."""
+    """due_soon and unconfirmed count exactly the requests `status` would, with the configured unconfirmed bound."""
+    # due_soon: open, due within 7 days, not yet overdue.  unconfirmed: submitted longer ago than
+    # the bound and no confirming event.
     # Received 27 days ago: due in 1 to 6 days whatever the month and weekend roll-over.
     await pg.execute(
         "INSERT INTO gdpr_requests (request_type, service_id, table_name, record_id, received_at) VALUES "
