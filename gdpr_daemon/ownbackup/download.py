@@ -72,6 +72,19 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").lower(), port if port is not None else _DEFAULT_PORTS.get(scheme)
 
 
+def _shown(url: str) -> str:
+    """``scheme://host:port`` of a URL, without user information, path or query (which may be secret)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return "an address without a host"
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        port = ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}{port}"
+
+
 def resolve_link(base_url: str, link: object) -> str:
     """The absolute URL of ``link`` (relative ones against ``base_url``), or ForeignLink.
 
@@ -82,10 +95,9 @@ def resolve_link(base_url: str, link: object) -> str:
     full = urljoin(base_url.rstrip("/") + "/", link.strip())
     parts = urlsplit(full)
     if parts.username is not None or parts.password is not None or _origin(full) != _origin(base_url):
-        shown = f"{parts.scheme}://{parts.hostname}" if parts.hostname else "an unreadable address"
         raise ForeignLink(
-            f"The download link points at {shown}, not at the OwnBackup API's own host "
-            f"({urlsplit(base_url).hostname}); it was not fetched, so no credential left this process",
+            f"The download link points at {_shown(full)}, not at the OwnBackup API's own host "
+            f"({_shown(base_url)}); it was not fetched, so no credential left this process",
             endpoint=ENDPOINT,
         )
     return full
