@@ -43,3 +43,31 @@ async def check_invariants(pg: asyncpg.Connection, sim: Simulator) -> dict[str, 
             )
     states = Counter(r["status"] for r in rows)
     return {**states, "calls": sum(calls.values()), "duplicates": duplicates, "unknown_noted": len(unknown)}
+
+
+# What a history row's hash covers (migrations 0004/0005), for tests that rewrite rows as a
+# superuser would and then re-link the whole chain.
+LOG_BODY = (
+    "concat_ws('|', r.chain_seq, r.id, r.request_id, (extract(epoch FROM r.at) * 1000000)::bigint, "
+    "quote_nullable(r.from_status), quote_nullable(r.to_status), quote_nullable(r.detail), quote_nullable(r.actor))"
+)
+
+
+async def rehash_history(pg: asyncpg.Connection) -> None:
+    """Recompute every history hash from the chain's base (a superuser with the triggers off)."""
+    async with pg.transaction():
+        await pg.execute("SET LOCAL session_replication_role = replica")
+        await pg.execute(f"""
+            DO $$ DECLARE r record; h bytea := (SELECT base_hash FROM integrity_chains WHERE chain = 'gdpr_request_log');
+            BEGIN FOR r IN SELECT * FROM gdpr_request_log ORDER BY chain_seq LOOP
+                h := sha256(h || convert_to({LOG_BODY}, 'UTF8'));
+                UPDATE gdpr_request_log SET row_hash = h WHERE id = r.id; END LOOP; END $$""")  # fmt: skip
+
+
+async def backdate_history(pg: asyncpg.Connection, request_ids: list[int], age: str) -> None:
+    """Make these requests' history rows ``age`` older (the database stamps ``at`` itself), chain re-linked."""
+    async with pg.transaction():
+        await pg.execute("SET LOCAL session_replication_role = replica")
+        await pg.execute("UPDATE gdpr_request_log SET at = at - $2::text::interval WHERE request_id = ANY($1)",
+                         request_ids, age)  # fmt: skip
+    await rehash_history(pg)

@@ -13,6 +13,7 @@ from gdpr_daemon.commands import integrity as integrity_commands
 from gdpr_daemon.db.integrity import purge, verify_chains
 from gdpr_daemon.retention import run_purge
 from tests.helpers import insert_forget, insert_rectify, pii
+from tests.integrity.support import backdate_history
 
 
 async def age_requests(pg: asyncpg.Connection, ids: list[int], status: str, days: int) -> None:
@@ -70,11 +71,9 @@ async def test_purged_request_stays_finished(pg, engine):
 
 async def old_history(pg: asyncpg.Connection, years: int, n: int, *, prefix: str) -> list[int]:
     """Requests (and their history rows) written as if ``years`` ago."""
-    await pg.execute(f"ALTER TABLE gdpr_request_log ALTER COLUMN at SET DEFAULT clock_timestamp() - interval '{years} years'")
-    try:
-        return await insert_forget(pg, 1001, n, prefix=prefix)
-    finally:
-        await pg.execute("ALTER TABLE gdpr_request_log ALTER COLUMN at SET DEFAULT clock_timestamp()")
+    ids = await insert_forget(pg, 1001, n, prefix=prefix)
+    await backdate_history(pg, ids, f"{years} years")
+    return ids
 
 
 async def add_events(pg: asyncpg.Connection, ids: range, age: str) -> None:
