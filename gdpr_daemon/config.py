@@ -78,10 +78,14 @@ class Settings(BaseModel):
     ownbackup_api_token: SecretStr | None = Field(
         None, description="API token used as OAuth refresh token (oauth auth). Never logged."
     )
-    ownbackup_token_url: str | None = Field(
-        None, description="OAuth token URL; defaults to `{ownbackup_url}/oauth/token`."
+    ownbackup_token_url: str = Field(
+        "https://auth.owndata.com/oauth2/aus4c3z3l8FqrbqDU4h7/v1/token",
+        description="OAuth token URL: the vendor's, the same for every region (on another host than "
+        "the API; https unless loopback or `ownbackup_allow_insecure_http`).",
     )
-    ownbackup_client_id: str = Field("gdpr-daemon", description="OAuth client id.")
+    ownbackup_client_id: str = Field(
+        "0oa4c413eq8wwcEzP4h7", description="OAuth client id: the vendor's public client."
+    )
     ownbackup_timeout_seconds: float = Field(
         30.0, gt=0, le=600, description="Whole-call timeout for one API call."
     )

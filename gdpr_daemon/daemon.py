@@ -58,7 +58,7 @@ def client_config(settings: Settings) -> ClientConfig:
     else:
         assert settings.ownbackup_api_token
         auth = OAuthAuth(
-            token_url=settings.ownbackup_token_url or f"{base}/oauth/token",
+            token_url=settings.ownbackup_token_url,
             client_id=settings.ownbackup_client_id,
             api_token=settings.ownbackup_api_token.get_secret_value(),
         )

@@ -13,7 +13,7 @@ in :mod:`gdpr_daemon.ownbackup.retry`.
 """
 
 from .arguments import EXPORT_FORMATS, SEEDING_METHODS, SQL_DIALECTS
-from .auth import OAuthAuth, SessionAuth
+from .auth import VENDOR_CLIENT_ID, VENDOR_TOKEN_URL, OAuthAuth, SessionAuth
 from .client import OwnBackupClient
 from .config import ClientConfig
 from .endpoints import REGIONS, Endpoints, region_url
@@ -39,6 +39,8 @@ __all__ = [
     "REGIONS",
     "SEEDING_METHODS",
     "SQL_DIALECTS",
+    "VENDOR_CLIENT_ID",
+    "VENDOR_TOKEN_URL",
     "ApiHealth",
     "AuthenticationError",
     "Backup",

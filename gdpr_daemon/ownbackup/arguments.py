@@ -7,12 +7,14 @@ personal data, so the sentences never echo them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 
 __all__ = [
     "EXPORT_FORMATS",
     "SEEDING_METHODS",
     "SQL_DIALECTS",
+    "automations",
     "backup_ref",
     "choice",
     "destination",
@@ -86,3 +88,23 @@ def export_options(export_format: object, sql_dialect: object) -> tuple[str, str
     if fmt != "sql":
         raise ValueError('sql_dialect applies only to export_format="sql".')
     return fmt, dialect
+
+
+def automations(
+    value: Mapping[str, Sequence[str]] | Sequence[str] | None, name: str
+) -> str | list[str] | None:
+    """Automations to disable, as a form carries them: by kind (``{"ApexTrigger":
+    ["Account.BeforeInsert"]}``, sent as JSON text) or a plain list of names."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        checked: dict[str, list[str] | None] = {}
+        for kind, items in value.items():
+            if not isinstance(kind, str) or not kind.strip() or items is None:
+                raise ValueError(
+                    f"{name} must map each automation kind to a list of names, such as "
+                    '{"ApexTrigger": ["Account.BeforeInsert"]}.'
+                )
+            checked[kind] = names(items, name)
+        return json.dumps(checked, separators=(",", ":"))
+    return names(value, name)

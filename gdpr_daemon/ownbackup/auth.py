@@ -32,9 +32,21 @@ from .errors import (
 )
 from .transport import Answer, FormValue, api_message, error_from_answer, json_body
 
-__all__ = ["Authenticator", "OAuthAuth", "SessionAuth", "make_authenticator"]
+__all__ = [
+    "VENDOR_CLIENT_ID",
+    "VENDOR_TOKEN_URL",
+    "Authenticator",
+    "OAuthAuth",
+    "SessionAuth",
+    "make_authenticator",
+]
 
 log = get_logger("gdpr_daemon.ownbackup")
+
+#: The vendor's OAuth token URL and public client id: the same for every region (the token
+#: server is another host than the API's).
+VENDOR_TOKEN_URL = "https://auth.owndata.com/oauth2/aus4c3z3l8FqrbqDU4h7/v1/token"  # noqa: S105 - a public URL
+VENDOR_CLIENT_ID = "0oa4c413eq8wwcEzP4h7"
 
 
 @dataclass(frozen=True)
@@ -53,12 +65,20 @@ class SessionAuth:
 
 @dataclass(frozen=True)
 class OAuthAuth:
-    """API tokens: exchange the token as an OAuth refresh token for bearer access tokens."""
+    """API tokens: exchange the token as an OAuth refresh token for bearer access tokens.
+
+    ``OAuthAuth.vendor(api_token)`` uses the vendor's token URL and public client id.
+    """
 
     token_url: str
     client_id: str
     api_token: str = field(repr=False)
     scope: str = "api:access"
+
+    @classmethod
+    def vendor(cls, api_token: str) -> OAuthAuth:
+        """The vendor's token URL and public client id, with this API token."""
+        return cls(VENDOR_TOKEN_URL, VENDOR_CLIENT_ID, api_token)
 
     def __post_init__(self) -> None:
         if not isinstance(self.token_url, str) or not self.token_url.strip():

@@ -7,9 +7,8 @@ frozen dataclasses (BadAnswer when malformed); failures are the error tree of
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from . import arguments as args
@@ -29,6 +28,7 @@ from .models import (
     parse_list,
     parse_object,
 )
+from .transport import json_body
 
 __all__ = ["OwnBackupClient"]
 
@@ -63,14 +63,28 @@ class OwnBackupClient(Connection):
         )
 
     async def backup_now(self, service_id: int, objects: Sequence[str] | None = None) -> None:
-        """Start a backup of the service now (of only ``objects`` when given)."""
+        """Start a backup of all the service's objects now (a call without a body).
+
+        With ``objects`` this is :meth:`backup_specific_objects_now`.
+        """
+        if objects is not None:
+            await self.backup_specific_objects_now(service_id, objects)
+            return
+        name = "backup_now"
+        url = self._url(name, service_id=args.whole(service_id, "service_id"))
+        await self._call(name, "POST", url, lambda a: parse_object(json_body(a, name, empty={}), name))
+
+    async def backup_specific_objects_now(self, service_id: int, objects: Sequence[str]) -> None:
+        """Start a backup of only ``objects`` of the service now (``list_of_objects``)."""
         sid = args.whole(service_id, "service_id")
-        form = {"list_of_objects": args.names(objects, "objects")}
+        chosen = args.names(objects, "objects")
+        if not chosen:
+            raise ValueError("objects must name at least one object, such as ['Account', 'Contact'].")
         await self._post_json(
-            "backup_now",
-            self._url("backup_now", service_id=sid),
-            form,
-            lambda obj: parse_object(obj, "backup_now"),
+            "backup_specific_objects_now",
+            self._url("backup_specific_objects_now", service_id=sid),
+            {"list_of_objects": chosen},
+            lambda obj: parse_object(obj, "backup_specific_objects_now"),
         )
 
     async def list_backups(self, service_id: int) -> list[Backup]:
@@ -278,7 +292,7 @@ class OwnBackupClient(Connection):
         )
 
     async def seed_info(self, seed_id: int) -> Seed:
-        """One seeding run."""
+        """One seeding run, by its ``seed_id``."""
         url = self._url("seed", seed_id=args.whole(seed_id, "seed_id"))
         return await self._get_json("seed_info", url, lambda obj: Seed.from_json(obj, "seed_info"))
 
@@ -289,16 +303,29 @@ class OwnBackupClient(Connection):
         destination: int | str,
         seeding_method: str,
         disable_automations: bool = False,
-        automations_to_disable: Sequence[str] | None = None,
+        automations_to_disable: Mapping[str, Sequence[str]] | Sequence[str] | None = None,
+        disable_validation_rules: bool | None = None,
+        reindex: bool | None = None,
+        backup_id: int | str | None = None,
+        service_id: int | None = None,
     ) -> Seed:
-        """Seed a destination org from a template."""
+        """Seed a destination org from a template.
+
+        ``automations_to_disable`` by kind (``{"ApexTrigger": ["Account.BeforeInsert"]}``, as
+        the active automations answer them) or as a list of names; ``backup_id`` and
+        ``service_id`` seed from another backup or service than the template's newest.
+        """
         tid = args.whole(template_id, "template_id")
         method = args.choice(seeding_method, "seeding_method", args.SEEDING_METHODS)
         form = {
             "destination": args.destination(destination),
             "seeding_method": method,
             "disable_automations": bool(disable_automations),
-            "automations_to_disable": args.names(automations_to_disable, "automations_to_disable"),
+            "automations_to_disable": args.automations(automations_to_disable, "automations_to_disable"),
+            "disable_validation_rules": None if disable_validation_rules is None else bool(disable_validation_rules),
+            "reindex": None if reindex is None else bool(reindex),
+            "backup_id": None if backup_id is None else args.backup_ref(backup_id),
+            "service_id": None if service_id is None else args.whole(service_id, "service_id"),
         }
         return await self._post_json(
             "start_seed",
@@ -307,8 +334,40 @@ class OwnBackupClient(Connection):
             lambda obj: Seed.from_json(obj, "start_seed"),
         )
 
-    async def automations(self, service_id: int) -> dict[str, list[Any]]:
-        """The active automations of a service's org, by kind (ApexTrigger, ValidationRule...)."""
+    async def anonymize(
+        self,
+        template_id: int,
+        *,
+        destination_service_id: int,
+        disable_automations: bool = False,
+        automations_to_disable: Mapping[str, Sequence[str]] | Sequence[str] | None = None,
+        backup_id: int | str | None = None,
+    ) -> int:
+        """Anonymize a sandbox with a template; the job id (follow it with :meth:`anonymize_info`)."""
+        tid = args.whole(template_id, "template_id")
+        form = {
+            "destination_service_id": args.whole(destination_service_id, "destination_service_id"),
+            "disable_automations": bool(disable_automations),
+            "automations_to_disable": args.automations(automations_to_disable, "automations_to_disable"),
+            "backup_id": None if backup_id is None else args.backup_ref(backup_id),
+        }
+        return await self._post_json(
+            "anonymize",
+            self._url("anonymize", template_id=tid),
+            form,
+            lambda obj: parse_id(obj, "anonymize", ("job_id", "id")),
+        )
+
+    async def anonymize_info(self, anonymize_id: int) -> Job:
+        """One anonymization job, by the job id :meth:`anonymize` answered."""
+        url = self._url("anonymize_job", anonymize_id=args.whole(anonymize_id, "anonymize_id"))
+        return await self._get_json(
+            "anonymize_info", url, lambda obj: Job.from_json(obj, "anonymize_info")
+        )
+
+    async def automations(self, service_id: int) -> dict[str, list[str]]:
+        """The active automations of a service's org: ``Object.Name`` strings by kind
+        (ApexTrigger, ValidationRule...)."""
         url = self._url("automations", service_id=args.whole(service_id, "service_id"))
         return await self._get_json(
             "automations", url, lambda obj: parse_automations(obj, "automations")

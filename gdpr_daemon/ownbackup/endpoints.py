@@ -1,6 +1,6 @@
 """Where the OwnBackup API lives: regions, base URLs and the table of endpoint paths.
 
-The paths are those of DESIGN.md (a contract shared with the simulator); a deployment
+The paths are those of the vendor's API (a contract shared with the simulator); a deployment
 whose account speaks slightly different paths overrides single entries with
 :meth:`Endpoints.with_overrides` rather than patching the client.
 """
@@ -83,8 +83,8 @@ def check_base_url(url: str, *, what: str = "base URL", allow_insecure_http: boo
 class Endpoints:
     """Path templates of the API calls, one field per call, relative to the base URL.
 
-    Placeholders are ``{service_id}``, ``{backup_id}``, ``{job_id}``, ``{seed_id}`` and
-    ``{template_id}``; the client fills them in, quoted.
+    Placeholders are ``{service_id}``, ``{backup_id}``, ``{job_id}``, ``{seed_id}``,
+    ``{template_id}`` and ``{anonymize_id}``; the client fills them in, quoted.
     """
 
     login: str = "/api/auth/v1/login"
@@ -92,6 +92,7 @@ class Endpoints:
     services: str = "/api/v1/services"
     service: str = "/api/v1/services/{service_id}"
     backup_now: str = "/api/v1/services/{service_id}/backup_now"
+    backup_specific_objects_now: str = "/api/v1/services/{service_id}/backup_specific_objects_now"
     backups: str = "/api/v1/services/{service_id}/backups"
     backup: str = "/api/v1/services/{service_id}/backups/{backup_id}"
     backup_objects: str = "/api/v1/services/{service_id}/backups/{backup_id}/objects"
@@ -105,6 +106,8 @@ class Endpoints:
     seeding_templates: str = "/api/v1/seeding/templates"
     seed: str = "/api/v1/seeding/seed/{seed_id}"
     start_seed: str = "/api/v1/seeding/templates/{template_id}/seed"
+    anonymize: str = "/api/v1/seeding/templates/{template_id}/anonymize"
+    anonymize_job: str = "/api/v1/seeding/anonymize/{anonymize_id}"
     automations: str = "/api/v1/services/{service_id}/automations"
 
     def __post_init__(self) -> None:

@@ -57,7 +57,8 @@ class Service:
     org_id: str = ""
     status: str = "ACTIVE"
     enabled: int = 1
-    archived: int = 0
+    archived: bool = False
+    secondary_name: str | None = None
     last_backup: float | None = None
     num_items: int = 0
     total_size: int = 0
@@ -68,6 +69,7 @@ class Service:
         return {
             "id": self.id,
             "displayed_name": self.displayed_name,
+            "secondary_name": self.secondary_name,
             "provider": self.provider,
             "org_id": self.org_id,
             "status": self.status,
@@ -136,21 +138,26 @@ class Backup:
         return out
 
     def to_json(self, now: float) -> dict[str, Any]:
+        """The published shape; a running backup has status ``IN_PROGRESS`` and no completed_at."""
         done = self.completed(now)
         totals = self.totals()
+        usage = [_api_usage(o["total_items"]) for o in self.objects.values()]
+        sections = len(self.objects)
         return {
             "id": self.id,
-            "service_id": self.service_id,
-            "status": "COMPLETED" if done else "IN_PROGRESS",
+            "status": "OK" if done else "IN_PROGRESS",
             "trigger_type": self.trigger_type,
-            "start_time": format_iso(self.started_at),
-            "end_time": format_iso(self.started_at + self.duration_s) if done else None,
-            "num_items": totals["total_items"],
-            "total_size": self.total_size(),
-            "added_items": totals["added_items"],
-            "removed_items": totals["removed_items"],
-            "changed_items": totals["changed_items"],
-            "num_objects": len(self.objects),
+            "completed_at": format_iso(self.started_at + self.duration_s) if done else None,
+            "num_sections": sections,
+            "num_sections_ok": sections if done else 0,
+            "num_sections_info": 0,
+            "num_sections_warning": 0,
+            "num_sections_error": 0,
+            "num_api_calls": sum(u[0] for u in usage),
+            "num_bulk_api_batches": sum(u[1] for u in usage),
+            "num_inserted_items": totals["added_items"],
+            "num_updated_items": totals["changed_items"],
+            "num_deleted_items": totals["removed_items"],
         }
 
 
@@ -167,13 +174,17 @@ def _progress(now: float, started_at: float, duration_s: float) -> float:
 
 @dataclass(slots=True)
 class Job:
-    """An export job; progress moves from 0 to 100 over ``duration_s``."""
+    """An export or anonymization job; progress moves from 0 to 100 over ``duration_s``.
+
+    ``results`` (sentences or file names) are answered once the job has completed.
+    """
 
     id: int
     title: str
     started_at: float
     duration_s: float
-    results: dict[str, Any]
+    results: list[str]
+    kind: str = "export"
 
     def to_json(self, now: float) -> dict[str, Any]:
         fraction = _progress(now, self.started_at, self.duration_s)
@@ -183,7 +194,7 @@ class Job:
             "title": self.title,
             "status": "COMPLETED" if done else ("PENDING" if fraction == 0 else "IN_PROGRESS"),
             "progress": int(fraction * 100),
-            "results": dict(self.results) if done else None,
+            "results": list(self.results) if done else [],
         }
 
 
@@ -207,6 +218,10 @@ class SeedingTemplate:
         }
 
 
+#: A seed's ``seed_id`` is this plus its ``id`` (the published example has both, differing).
+SEED_ID_BASE = 731_000_000
+
+
 @dataclass(slots=True)
 class Seed:
     """A seed run: ``STARTED``, ``IN_PROGRESS`` with counters moving, then ``COMPLETED``."""
@@ -221,47 +236,55 @@ class Seed:
     records_total: int
     started_at: float
     duration_s: float
+    records_deleted: int = 0
+
+    @property
+    def seed_id(self) -> int:
+        return SEED_ID_BASE + self.id
 
     def to_json(self, now: float) -> dict[str, Any]:
+        """The published shape of a seed (``GET seeding/seed/{seed_id}``)."""
         fraction = _progress(now, self.started_at, self.duration_s)
-        processed = int(self.records_total * fraction)
         if fraction >= 1.0:
             status = "COMPLETED"
         elif fraction < 0.1:
             status = "STARTED"
         else:
             status = "IN_PROGRESS"
+        finished = format_iso(self.started_at + self.duration_s) if status == "COMPLETED" else None
         return {
             "id": self.id,
-            "template_id": self.template_id,
-            "source_service_id": self.source_service_id,
-            "destination": self.destination,
+            "seed_id": self.seed_id,
+            "template": self.template_id,
+            "dest_service_id": self.destination,
             "seeding_method": self.seeding_method,
             "disable_automations": self.disable_automations,
-            "automations_to_disable": list(self.automations_to_disable),
             "status": status,
             "progress": int(fraction * 100),
-            "records_total": self.records_total,
-            "records_processed": processed,
-            "records_failed": 0,
-            "start_time": format_iso(self.started_at),
-            "end_time": format_iso(self.started_at + self.duration_s)
-            if status == "COMPLETED"
-            else None,
+            "created_at": format_iso(self.started_at),
+            "started_at": format_iso(self.started_at),
+            "finished_at": finished,
+            "total_insert_records": self.records_total,
+            "insert_success_records": int(self.records_total * fraction),
+            "insert_fail_records": 0,
+            "total_delete_records": self.records_deleted,
+            "delete_success_records": int(self.records_deleted * fraction),
+            "delete_fail_records": 0,
+            "duplicated_records": 0,
         }
 
 
 # The canonical six services; a larger account repeats sandboxes after them.
-_DEFAULT_SERVICES: tuple[tuple[str, str, int, int, int, str], ...] = (
-    # displayed_name, org_type, enabled, archived, return_code, return_message
-    ("Acme Production", "production", 1, 0, 0, "Backup completed successfully"),
-    ("Acme Full Sandbox (UAT)", "full_sandbox", 1, 0, 0, "Backup completed successfully"),
-    ("Acme Partial Sandbox (QA)", "partial_sandbox", 1, 0, 0, "Backup completed successfully"),
-    ("Acme Partial Sandbox (Training)", "partial_sandbox", 1, 0, 1,
+_DEFAULT_SERVICES: tuple[tuple[str, str | None, str, int, bool, int, str], ...] = (
+    # displayed_name, secondary_name, org_type, enabled, archived, return_code, return_message
+    ("Acme Production", None, "production", 1, False, 0, "Backup completed successfully"),
+    ("Acme Full Sandbox (UAT)", "uat", "full_sandbox", 1, False, 0, "Backup completed successfully"),
+    ("Acme Partial Sandbox (QA)", "qa", "partial_sandbox", 1, False, 0, "Backup completed successfully"),
+    ("Acme Partial Sandbox (Training)", "training", "partial_sandbox", 1, False, 1,
      "Backup completed with warnings: 2 objects skipped"),
-    ("Acme Developer Sandbox (legacy)", "developer_sandbox", 0, 0, 0,
+    ("Acme Developer Sandbox (legacy)", "legacy", "developer_sandbox", 0, False, 0,
      "Backup completed successfully"),
-    ("Acme EU Production (acquired 2017)", "production", 0, 1, 0,
+    ("Acme EU Production (acquired 2017)", None, "production", 0, True, 0,
      "Backup completed successfully"),
 )  # fmt: skip
 
@@ -271,18 +294,21 @@ def build_services(count: int, first_id: int, seed: int) -> list[Service]:
     services = []
     for index in range(count):
         sid = first_id + index
+        secondary: str | None
         if index < len(_DEFAULT_SERVICES):
-            name, org_type, enabled, archived, code, message = _DEFAULT_SERVICES[index]
+            name, secondary, org_type, enabled, archived, code, message = _DEFAULT_SERVICES[index]
         else:
             kind = "partial_sandbox" if index % 2 else "developer_sandbox"
             label = "Partial" if kind == "partial_sandbox" else "Developer"
-            name, org_type, enabled, archived = f"Acme {label} Sandbox {index + 1}", kind, 1, 0
+            name, org_type, enabled, archived = f"Acme {label} Sandbox {index + 1}", kind, 1, False
+            secondary = f"sandbox{index + 1}"
             code, message = 0, "Backup completed successfully"
         status = "ARCHIVED" if archived else ("ACTIVE" if enabled else "DISABLED")
         services.append(
             Service(
                 id=sid,
                 displayed_name=name,
+                secondary_name=secondary,
                 org_type=org_type,
                 org_id=org_id_for(sid, seed),
                 status=status,
@@ -311,29 +337,26 @@ def object_counts(
     return out
 
 
-def build_automations(service: Service, seed: int) -> dict[str, list[dict[str, Any]]]:
-    """The active automations of a service: a few triggers and validation rules."""
+_TRIGGER_NAMES = ("BeforeInsert", "AfterUpdate", "BeforeDelete")
+_RULE_NAMES = ("CountryValidation", "ReasonRequired", "EmailFormat", "Required_Fields")
+
+
+def build_automations(service: Service, seed: int) -> dict[str, list[str]]:
+    """The active automations of a service, as the API answers them: lists of
+    ``Object.Name`` strings by kind."""
     rng = random.Random(service.id * 31 + seed)  # noqa: S311 - simulated data, not secrets
     triggers = []
     rules = []
     for obj in ("Account", "Contact", "Lead", "Opportunity", "Case"):
         if rng.random() < 0.7:
-            triggers.append(
-                {
-                    "id": f"01q{rng.randrange(16**12):012X}AAE",
-                    "name": f"{obj}Trigger",
-                    "object": obj,
-                }
-            )
+            triggers.append(f"{obj}.{rng.choice(_TRIGGER_NAMES)}")
         if rng.random() < 0.6:
-            rules.append(
-                {
-                    "id": f"03d{rng.randrange(16**12):012X}AAG",
-                    "name": f"{obj}_Required_Fields",
-                    "object": obj,
-                }
-            )
-    return {"ApexTrigger": triggers, "ValidationRule": rules}
+            rules.append(f"{obj}.{rng.choice(_RULE_NAMES)}")
+    # Every org has at least one of each, as in the published example.
+    return {
+        "ApexTrigger": triggers or ["Account.BeforeInsert"],
+        "ValidationRule": rules or ["Account.CountryValidation"],
+    }
 
 
 def template_specs(services: list[Service]) -> list[tuple[str, int, tuple[str, ...], int]]:

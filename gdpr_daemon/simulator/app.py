@@ -9,7 +9,8 @@ translates refusals into the vendor's error shape ``{"error": "<reason phrase>",
 "message": "<sentence>"}`` (a 405 keeps its ``Allow`` header), holds the answer back
 (``hang_ms``) and spoils it (``malformed_*``) when asked to.
 
-``/oauth/token`` is counted, validated and translated but not faulted; ``/_simulator/`` (see
+The OAuth token path (the vendor's, ``/oauth2/aus4c3z3l8FqrbqDU4h7/v1/token``) is counted,
+validated and translated but not faulted; ``/_simulator/`` (see
 :mod:`gdpr_daemon.simulator.control`) is neither counted nor faulted.  The only log line is
 one debug event per call with method, route and status: never a header, body or secret.
 """

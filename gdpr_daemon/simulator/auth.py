@@ -1,9 +1,9 @@
 """Sessions and OAuth bearer tokens of the simulated account.
 
 A session comes from ``POST /api/auth/v1/login`` and is sent as ``X-SESSION-ID``; an
-access token comes from ``POST /oauth/token`` (an API token exchanged as OAuth refresh
-token) and is sent as ``Authorization: Bearer``.  Both are random, kept only as dictionary
-keys, and never logged or shown by ``repr``.
+access token comes from ``POST /oauth2/aus4c3z3l8FqrbqDU4h7/v1/token`` (the vendor's token
+path; an API token exchanged as OAuth refresh token) and is sent as ``Authorization: Bearer``.
+Both are random, kept only as dictionary keys, and never logged or shown by ``repr``.
 """
 
 from __future__ import annotations

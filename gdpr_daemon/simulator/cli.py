@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="TOKEN",
-        help="API token accepted at /oauth/token as refresh_token (repeatable; "
+        help="API token accepted at the OAuth token path as refresh_token (repeatable; "
         "default 'simulator-api-token')",
     )
     account.add_argument(

@@ -43,17 +43,18 @@ class ApiError(Exception):
 class SimulatorConfig:
     """How the simulated account looks; durations are in seconds of the simulator clock.
 
-    ``email``/``password``: the login; ``api_tokens``: accepted at ``/oauth/token`` as
-    refresh tokens, giving access tokens valid ``token_ttl_seconds``; ``services``: how
-    many services (ids from 1001; the first six are production, full sandbox, two partial
-    sandboxes, a disabled and an archived org); ``synthetic_events``: events 1..N that
-    exist without being stored; ``date_format``: event ``created_at`` as ``rfc1123``,
-    ``iso`` or ``mixed``; ``seed``: makes the account and the faults reproducible;
-    ``gdpr_answer_key``: ``id`` or ``job_id``; ``login_events``: whether each login
-    appends a ``user.login`` event; ``session_ttl_seconds``: session lifetime (None:
-    until logout); ``backup_seconds``/``job_seconds``/``seed_seconds``: how long a
-    backup, an export job and a seed take (0: done at once); ``events_page_size``: 1000;
-    ``validate_requests``: refuse requests that break the shipped OpenAPI document (400);
+    ``email``/``password``: the login; ``api_tokens``: accepted at the token path (the
+    vendor's, ``/oauth2/.../v1/token``) as refresh tokens, giving access tokens valid
+    ``token_ttl_seconds``; ``services``: how many services (ids from 1001; the first six are
+    production, full sandbox, two partial sandboxes, a disabled and an archived org);
+    ``synthetic_events``: events 1..N that exist without being stored; ``date_format``:
+    event ``created_at`` as ``rfc1123``, ``iso`` or ``mixed``; ``seed``: makes the account
+    and the faults reproducible; ``gdpr_answer_key``: ``id`` or ``job_id``;
+    ``login_events``: whether each login appends a ``user.login`` event;
+    ``session_ttl_seconds``: session lifetime (None: until logout);
+    ``backup_seconds``/``job_seconds``/``seed_seconds``: how long a backup, an export job
+    and a seed take (0: done at once); ``events_page_size``: 1000; ``validate_requests``:
+    refuse requests that break the shipped OpenAPI document (400);
     ``erase_old_backups_after_seconds``: a forget or rectify changes the CSVs of backups
     started after it at once, and those of backups started before it this long after it
     (None: never); ``backup_now_rows``: records in every object section of a backup taken with

@@ -6,7 +6,7 @@ call.  The decisions are pure: the same config, the same generator state and the
 counters give the same decision, so a seeded run is reproducible and every branch can be
 unit-tested without a server.
 
-Faults apply to ``/api/...`` calls only, never to ``/_simulator/`` nor ``/oauth/token``.
+Faults apply to ``/api/...`` calls only, never to ``/_simulator/`` nor the OAuth token path.
 What each field does, in the order the middleware applies it:
 
 ``latency_ms`` / ``latency_jitter_ms``

@@ -7,8 +7,11 @@ Authentication, faults, error translation and statistics happen in the middlewar
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from aiohttp import web
 
+from gdpr_daemon.ownbackup.auth import VENDOR_TOKEN_URL
 from gdpr_daemon.simulator.config import ApiError, as_id
 from gdpr_daemon.simulator.csvdata import CSV_KINDS, csv_chunks
 from gdpr_daemon.simulator.params import SIM_KEY, Params, bearer_of
@@ -17,6 +20,8 @@ from gdpr_daemon.simulator.state import SimulatorState
 API = "/api/v1"
 SERVICE = API + "/services/{service_id}"
 BACKUP = SERVICE + "/backups/{backup_id}"
+#: The vendor's token path (on its own host there; on the simulator's host here).
+TOKEN_PATH = urlsplit(VENDOR_TOKEN_URL).path
 
 # Routes that need no session.
 PUBLIC_ROUTES = frozenset({"login"})
@@ -67,8 +72,24 @@ async def get_service(request: web.Request) -> web.Response:
 
 
 async def backup_now(request: web.Request) -> web.Response:
+    """Everything, now: the call has no fields."""
     params = await Params.read(request)
-    _state(request).backup_now(request.match_info["service_id"], params.list("list_of_objects"))
+    if params.texts():
+        raise ApiError(
+            400,
+            f"backup_now takes no fields (got {', '.join(sorted(params.texts()))}); to back up "
+            "only some objects call backup_specific_objects_now with list_of_objects",
+        )
+    _state(request).backup_now(request.match_info["service_id"], None)
+    return web.json_response({})
+
+
+async def backup_specific_objects_now(request: web.Request) -> web.Response:
+    params = await Params.read(request)
+    objects = params.list("list_of_objects")
+    if not objects:
+        raise ApiError(400, "list_of_objects is required: the objects to back up")
+    _state(request).backup_now(request.match_info["service_id"], objects)
     return web.json_response({})
 
 
@@ -203,14 +224,36 @@ async def get_seed(request: web.Request) -> web.Response:
 async def start_seed(request: web.Request) -> web.Response:
     params = await Params.read(request)
     state = _state(request)
+    # Accepted as the clients send them; the simulated seed does not change with them.
+    params.bool("disable_validation_rules")
+    params.bool("reindex")
     seed = state.start_seed(
         request.match_info["template_id"],
         destination=params.text("destination"),
         seeding_method=params.text("seeding_method"),
         disable_automations=params.bool("disable_automations"),
-        automations_to_disable=params.list("automations_to_disable"),
+        automations_to_disable=params.automations("automations_to_disable"),
+        backup_id=params.text("backup_id"),
+        service_id=params.text("service_id"),
     )
     return web.json_response(seed.to_json(state.now()))
+
+
+async def anonymize(request: web.Request) -> web.Response:
+    params = await Params.read(request)
+    job = _state(request).anonymize(
+        request.match_info["template_id"],
+        destination_service_id=params.text("destination_service_id"),
+        disable_automations=params.bool("disable_automations"),
+        automations_to_disable=params.automations("automations_to_disable"),
+        backup_id=params.text("backup_id"),
+    )
+    return web.json_response({"job_id": job.id})
+
+
+async def anonymize_info(request: web.Request) -> web.Response:
+    job = _state(request).anonymize_job(request.match_info["anonymize_id"])
+    return web.json_response(job.to_json(_now(request)))
 
 
 async def automations(request: web.Request) -> web.Response:
@@ -222,10 +265,15 @@ def add_api_routes(app: web.Application) -> None:
     r = app.router
     r.add_post("/api/auth/v1/login", login, name="login")
     r.add_post("/api/auth/v1/logout", logout, name="logout")
-    r.add_post("/oauth/token", oauth_token, name="oauth_token")
+    r.add_post(TOKEN_PATH, oauth_token, name="oauth_token")
     r.add_get(API + "/services", list_services, name="services")
     r.add_get(SERVICE, get_service, name="service")
     r.add_post(SERVICE + "/backup_now", backup_now, name="backup_now")
+    r.add_post(
+        SERVICE + "/backup_specific_objects_now",
+        backup_specific_objects_now,
+        name="backup_specific_objects_now",
+    )
     r.add_get(SERVICE + "/backups", list_backups, name="backups")
     r.add_get(BACKUP, get_backup, name="backup")
     r.add_get(BACKUP + "/objects", backup_objects, name="backup_objects")
@@ -241,3 +289,5 @@ def add_api_routes(app: web.Application) -> None:
     r.add_get(API + "/seeding/templates", list_templates, name="templates")
     r.add_get(API + "/seeding/seed/{seed_id}", get_seed, name="seed")
     r.add_post(API + "/seeding/templates/{template_id}/seed", start_seed, name="start_seed")
+    r.add_post(API + "/seeding/templates/{template_id}/anonymize", anonymize, name="anonymize")
+    r.add_get(API + "/seeding/anonymize/{anonymize_id}", anonymize_info, name="anonymize_info")

@@ -1,8 +1,9 @@
-"""Reading request bodies (form-encoded or JSON alike) and writing the vendor's answers.
+"""Reading request bodies (form-encoded, multipart or JSON alike) and writing the vendor's answers.
 
-The vendor's own clients send form-encoded bodies; other clients send JSON.  :class:`Params`
-gives both the same face: text values, lists (repeated form keys, a JSON array, a JSON
-array inside a form value, or comma-separated text) and booleans.
+The vendor's own clients send form-encoded bodies, others ``multipart/form-data`` or JSON.
+:class:`Params` gives them all the same face: text values, lists (repeated form keys, a JSON
+array, a JSON array inside a form value, or comma-separated text), booleans (``true``,
+``True``...) and objects (a JSON object, or one as text in a form value).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gdpr_daemon.simulator.state import ApiError
 
@@ -63,16 +65,24 @@ async def read_json_object(request: web.Request) -> dict[str, Any] | None:
 
 
 async def read_form(request: web.Request) -> Mapping[str, Any]:
-    """The body as a form (empty for other media types); 400 when it cannot be read."""
+    """The body as a form, urlencoded or multipart (empty for other media types); 400 when
+    it cannot be read."""
     try:
         return await request.post()
-    except ValueError as exc:  # e.g. multipart without a boundary, or bytes that are no text
+    # ValueError: e.g. multipart without a boundary, or bytes that are no text;
+    # HttpProcessingError: a multipart part whose headers cannot be parsed.
+    except (ValueError, HttpProcessingError) as exc:
         raise ApiError(400, "the request body is not a readable form") from exc
 
 
 def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, web.FileField):  # a multipart part sent with a file name
+        try:
+            return value.file.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, f"the form field {value.name} is not UTF-8 text") from None
     return value if isinstance(value, str) else str(value)
 
 
@@ -92,7 +102,7 @@ class Params:
         checked = request.get(PARAMS_KEY)
         if checked is not None:
             return checked
-        if not request.can_read_body:
+        if not request.body_exists:
             return cls({})
         if request.content_type == "application/json":
             return cls.from_json(await read_json_object(request))
@@ -150,6 +160,23 @@ class Params:
                 items = raw.split(",")
         cleaned = [item.strip() for item in items if item.strip()]
         return cleaned or None
+
+    def automations(self, name: str) -> dict[str, list[str]] | list[str] | None:
+        """Automations by kind (a JSON object, or one as text) or a list of names."""
+        items = self._values.get(name)
+        if not items:
+            return None
+        if len(items) == 1 and items[0].lstrip().startswith("{"):
+            try:
+                parsed = json.loads(items[0])
+            except ValueError:
+                raise ApiError(400, f"{name} is not a valid JSON object") from None
+            if not isinstance(parsed, dict) or not all(
+                isinstance(v, list) and all(isinstance(x, str) for x in v) for v in parsed.values()
+            ):
+                raise ApiError(400, f"{name} must map each automation kind to a list of names")
+            return parsed
+        return self.list(name)
 
     def bool(self, name: str, default: bool = False) -> bool:
         raw = self.text(name)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,9 @@ from gdpr_daemon.simulator.events import EventLog
 from gdpr_daemon.simulator.faults import FaultConfig
 
 ACCOUNT_USER_ID = 51
+
+#: automations_to_disable as given: by kind, a list of names, or nothing.
+Automations = Mapping[str, Sequence[str]] | Sequence[str] | None
 
 __all__ = [
     "FIRST_SERVICE_ID",
@@ -121,7 +124,7 @@ class SimulatorState:
             objects = acc.object_counts(rng, self._objects_of(service), self._scale(service))
             started = newest - age * 86_400
             backups.append(
-                Backup(self._new_id("backup"), service.id, started, 1_200.0, "SCHEDULED", objects)
+                Backup(self._new_id("backup"), service.id, started, 1_200.0, "scheduled", objects)
             )
         self.backups[service.id] = backups
         self._refresh(service)
@@ -220,17 +223,47 @@ class SimulatorState:
             service.id,
             self.now(),
             self.config.backup_seconds,
-            "MANUAL",
+            "manual",
             counts,
         )
         self.backups[service.id].append(backup)
-        params = {"backup_id": backup.id, "trigger": "MANUAL", "objects": list(chosen)}
+        params = {"backup_id": backup.id, "trigger": "manual", "objects": list(chosen)}
         self._event("backup.started", service.id, params)
         return backup
 
-    def service_automations(self, service_id: Any) -> dict[str, list[dict[str, Any]]]:
+    def service_automations(self, service_id: Any) -> dict[str, list[str]]:
         service = self.service(service_id)
-        return {k: [dict(a) for a in v] for k, v in self.automations[service.id].items()}
+        return {kind: list(names) for kind, names in self.automations[service.id].items()}
+
+    def _automations_named(self, service_id: int, wanted: Automations) -> tuple[str, ...]:
+        """The automation names ``wanted`` stands for: by kind, or a list of names (a kind
+        name meaning all of that kind); 400 naming any the service does not have."""
+        active = self.automations[service_id]
+        chosen: list[str] = []
+        unknown: list[str] = []
+        if isinstance(wanted, Mapping):
+            for kind, names in wanted.items():
+                if kind not in active:
+                    raise ApiError(
+                        400,
+                        f"unknown automation kind {kind} in automations_to_disable; "
+                        f"known kinds: {', '.join(active)}",
+                    )
+                chosen.extend(names)
+                unknown.extend(n for n in names if n not in active[kind])
+        else:
+            for name in wanted or ():
+                if name in active:
+                    chosen.extend(active[name])
+                elif any(name in names for names in active.values()):
+                    chosen.append(name)
+                else:
+                    unknown.append(name)
+        if unknown:
+            raise ApiError(
+                400, f"unknown automation(s) in automations_to_disable: {', '.join(unknown)}"
+            )
+        return tuple(dict.fromkeys(chosen))
 
     # -- exports and jobs ---------------------------------------------------------
 
@@ -258,15 +291,10 @@ class SimulatorState:
         if fmt == "sql" or sql_dialect is not None:
             sql_dialect = checked_enum(sql_dialect, "sql_dialect", SQL_DIALECTS)
         chosen = self._objects_in(backup, objects)
-        ext = "csv" if fmt == "csv" else "sql"
-        results = {
-            "export_format": fmt,
-            "sql_dialect": sql_dialect if fmt == "sql" else None,
-            "include_attachments": include_attachments,
-            "objects": chosen,
-            "num_records": sum(backup.objects[o]["total_items"] for o in chosen),
-            "files": [f"backup_{backup.id}_{o}.{ext}" for o in chosen],
-        }
+        ext = f"{sql_dialect}.sql" if fmt == "sql" else "csv"
+        results = [f"backup_{backup.id}_{o}.{ext}" for o in chosen]
+        if include_attachments:
+            results.append(f"backup_{backup.id}_attachments.zip")
         title = acc.default_export_title(backup, self._by_id[backup.service_id], fmt)
         return self._start_job(title, results, backup, "export.started", {"export_format": fmt})
 
@@ -286,17 +314,16 @@ class SimulatorState:
         if endpoint is None or endpoint < 1:
             raise ApiError(400, f"endpoint_id must be a positive integer, not {endpoint_id!r}")
         chosen = self._objects_in(backup, objects)
-        results = {
-            "endpoint_id": endpoint,
-            "objects": chosen,
-            "num_records": sum(backup.objects[o]["total_items"] for o in chosen),
-        }
+        results = [
+            f"{o}: {backup.objects[o]['total_items']} records exported to endpoint {endpoint}"
+            for o in chosen
+        ]
         title = f"Export of backup {backup.id} to endpoint {endpoint}"
         params = {"endpoint_id": endpoint}
         return self._start_job(title, results, backup, "export.started", params)
 
     def _start_job(
-        self, title: str, results: dict[str, Any], backup: Backup, key: str, params: dict[str, Any]
+        self, title: str, results: list[str], backup: Backup, key: str, params: dict[str, Any]
     ) -> Job:
         job = Job(self._new_id("job"), title, self.now(), self.config.job_seconds, results)
         self.jobs[job.id] = job
@@ -312,10 +339,43 @@ class SimulatorState:
     # -- seeding --------------------------------------------------------------------
 
     def seed(self, seed_id: Any) -> Seed:
-        seed = self.seeds.get(as_id(seed_id) or 0)
-        if seed is None:
-            raise ApiError(404, f"seed_id {seed_id} not found")
-        return seed
+        """A seed by its ``seed_id`` (or its ``id``, which some clients send)."""
+        number = as_id(seed_id)
+        if number is not None:
+            found = self.seeds.get(number - acc.SEED_ID_BASE) or self.seeds.get(number)
+            if found is not None:
+                return found
+        raise ApiError(404, f"seed_id {seed_id} not found")
+
+    def _template(self, template_id: Any) -> SeedingTemplate:
+        template = self.templates.get(as_id(template_id) or 0)
+        if template is None:
+            raise ApiError(404, f"template_id {template_id} not found")
+        return template
+
+    def _sandbox(self, value: Any, name: str, template: SeedingTemplate) -> Service:
+        """The destination of a seed or anonymization: a sandbox of the account."""
+        if value is None or not str(value).strip():
+            raise ApiError(400, f"{name} is required: the service id of the sandbox")
+        target = self._by_id.get(as_id(value) or 0)
+        if target is None:
+            raise ApiError(400, f"{name} {value} is not a service of this account")
+        if target.id == template.source_service_id:
+            raise ApiError(400, f"{name} must differ from the template's source service")
+        if target.archived:
+            raise ApiError(400, f"{name} {target.id} is archived")
+        if target.org_type == "production":
+            raise ApiError(400, f"{name} {target.id} is a production org; sandboxes only")
+        return target
+
+    def _source_backup(self, service_id: Any, backup_id: str | None) -> None:
+        """A seed or anonymization from a given backup (400 when the service lacks it)."""
+        if backup_id is None:
+            return
+        try:
+            self.backup(service_id, str(backup_id).strip())
+        except ApiError as exc:
+            raise ApiError(400, exc.message) from None
 
     def start_seed(
         self,
@@ -324,48 +384,70 @@ class SimulatorState:
         destination: str | None,
         seeding_method: str | None,
         disable_automations: bool,
-        automations_to_disable: list[str] | None,
+        automations_to_disable: Automations = None,
+        backup_id: str | None = None,
+        service_id: str | None = None,
     ) -> Seed:
         """Seed a sandbox from a template; refuses what the vendor refuses."""
-        template = self.templates.get(as_id(template_id) or 0)
-        if template is None:
-            raise ApiError(404, f"template_id {template_id} not found")
-        if destination is None or not str(destination).strip():
-            raise ApiError(400, "destination is required: the service id of the sandbox to seed")
-        target = self._by_id.get(as_id(destination) or 0)
-        if target is None:
-            raise ApiError(400, f"destination {destination} is not a service of this account")
+        template = self._template(template_id)
+        target = self._sandbox(destination, "destination", template)
         method = checked_enum(seeding_method, "seeding_method", SEEDING_METHODS)
-        if target.id == template.source_service_id:
-            raise ApiError(400, "destination must differ from the template's source service")
-        if target.archived:
-            raise ApiError(400, f"destination {target.id} is archived")
-        if target.org_type == "production":
-            raise ApiError(400, f"destination {target.id} is a production org; seed sandboxes only")
         if method == "clean_and_insert" and target.org_type == "full_sandbox":
             raise ApiError(
                 400,
                 "seeding_method clean_and_insert is not supported for a full sandbox destination",
             )
-        wanted = tuple(automations_to_disable or ())
-        known = {
-            a[k]
-            for group in self.automations[target.id].values()
-            for a in group
-            for k in ("id", "name")
-        }
-        unknown = [a for a in wanted if a not in known]
-        if unknown:
-            raise ApiError(
-                400, f"unknown automation(s) in automations_to_disable: {', '.join(unknown)}"
-            )
+        source = template.source_service_id
+        if service_id is not None:
+            source_service = self._by_id.get(as_id(service_id) or 0)
+            if source_service is None:
+                raise ApiError(400, f"service_id {service_id} is not a service of this account")
+            source = source_service.id
+        self._source_backup(source, backup_id)
+        wanted = self._automations_named(target.id, automations_to_disable)
+        deleted = template.records // 2 if method == "clean_and_insert" else 0
         seed = Seed(
-            self._new_id("seed"), template.id, template.source_service_id, target.id, method,
+            self._new_id("seed"), template.id, source, target.id, method,
             disable_automations, wanted, template.records, self.now(), self.config.seed_seconds,
+            deleted,
         )  # fmt: skip
         self.seeds[seed.id] = seed
-        self._event("seed.started", target.id, {"seed_id": seed.id, "template_id": template.id})
+        self._event("seed.started", target.id, {"seed_id": seed.seed_id, "template_id": template.id})
         return seed
+
+    def anonymize(
+        self,
+        template_id: Any,
+        *,
+        destination_service_id: str | None,
+        disable_automations: bool,
+        automations_to_disable: Automations = None,
+        backup_id: str | None = None,
+    ) -> Job:
+        """Anonymize a sandbox with a template; the job (it progresses like an export)."""
+        template = self._template(template_id)
+        target = self._sandbox(destination_service_id, "destination_service_id", template)
+        self._source_backup(template.source_service_id, backup_id)
+        disabled = self._automations_named(target.id, automations_to_disable)
+        share = max(template.records // max(len(template.objects), 1), 1)
+        results = [f"{o}: {share} records anonymized" for o in template.objects]
+        if disable_automations and disabled:
+            results.append(f"{len(disabled)} automations disabled during the run")
+        title = f"Anonymization of {target.displayed_name} with template {template.name}"
+        job = Job(
+            self._new_id("job"), title, self.now(), self.config.job_seconds, results, "anonymize"
+        )
+        self.jobs[job.id] = job
+        self._event(
+            "seed.anonymize.started", target.id, {"job_id": job.id, "template_id": template.id}
+        )
+        return job
+
+    def anonymize_job(self, anonymize_id: Any) -> Job:
+        job = self.jobs.get(as_id(anonymize_id) or 0)
+        if job is None or job.kind != "anonymize":
+            raise ApiError(404, f"anonymize_id {anonymize_id} not found")
+        return job
 
     # -- GDPR -----------------------------------------------------------------------
 

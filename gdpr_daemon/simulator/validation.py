@@ -11,11 +11,13 @@ the vendor's error shape:
 * a query parameter or body field: 400 ``invalid request: <field> <what is wrong>``, one
   sentence per problem (at most three), naming the field and never repeating a value
   that may be personal data (record ids, rectify values);
-* a body that is neither form-encoded nor JSON: 415.
+* a body that is neither a form (urlencoded or multipart) nor JSON: 415.
 
 Form fields are text, so they are read the way the document says before validation: a
 list field is the field repeated (one value holding commas, or a JSON array as text, is
-split), a boolean is ``true`` or ``false`` (any case), an integer is its digits.  The body
+split; one value holding a JSON object is left whole for the handler), a boolean is
+``true`` or ``false`` (any case, so ``True`` too), an integer is its digits.  A call
+without a body is read as an empty form.  The body
 read here is handed to the handler (:data:`~gdpr_daemon.simulator.params.PARAMS_KEY`), so
 it is parsed once.  A schema may carry ``x-invalid-message``, the words used when a value
 breaks its ``pattern`` or length (``table_name is not a valid Salesforce API name ...``).
@@ -48,6 +50,7 @@ __all__ = ["INVALID", "OperationCheck", "RequestValidator", "compiled"]
 INVALID = "invalid request: "
 
 FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
 JSON = "application/json"
 MAX_PROBLEMS = 3
 
@@ -141,6 +144,8 @@ class _Field:
         if len(values) != 1:
             return values
         text = values[0].strip()
+        if text.startswith("{"):  # an object as JSON text, which the handler reads
+            return values
         if text.startswith("["):
             try:
                 parsed = json.loads(text)
@@ -340,8 +345,8 @@ class OperationCheck:
                 raise ApiError(400, INVALID + "the request body must be a JSON object, not null")
             instance = data
             params = Params.from_json(data)
-        elif request.content_type == FORM and FORM in self.bodies:
-            schema = self.bodies[FORM]
+        elif request.content_type in (FORM, MULTIPART) and request.content_type in self.bodies:
+            schema = self.bodies[request.content_type]
             try:
                 form = await read_form(request)
             except ApiError as exc:

@@ -31,6 +31,8 @@ from .conftest import API_TOKEN, EMAIL, PASSWORD, AnswerValidator, contract_conf
 
 SPEC = load_spec()
 OPERATIONS = {op.operation_id: op for op in operations(SPEC)}
+# The vendor's token path: the simulator serves it on its own host, where tests point the token URL.
+TOKEN_PATH = "/oauth2/aus4c3z3l8FqrbqDU4h7/v1/token"
 # The operations only one kind of authentication calls.
 AUTH_ONLY = {"session": {"login", "logout"}, "oauth": {"oauth_token"}}
 
@@ -82,7 +84,7 @@ def settings_for_sim(url: str, auth: str) -> Any:
         ownbackup_email=EMAIL,
         ownbackup_password=PASSWORD,
         ownbackup_api_token=API_TOKEN,
-        ownbackup_client_id="gdpr-daemon-contract",
+        ownbackup_token_url=url + TOKEN_PATH,
         ownbackup_timeout_seconds=5.0,
     )
 
@@ -113,13 +115,15 @@ async def exercise_every_method(client: RecordingClient) -> set[str]:
         service = await call("get_service")(services[0].id)
         with pytest.raises(NotFound):
             await call("get_service")(12415)
-        await call("backup_now")(service.id, ["Account", "Contact"])
+        await call("backup_now")(service.id)
+        await call("backup_specific_objects_now")(service.id, ["Account", "Contact"])
         backups = await call("list_backups")(service.id)
+        assert [b.num_sections for b in backups[-2:]] == [8, 2]
         await call("get_backup")(service.id, "last")
         await call("get_backup")(service.id, backups[0].id)
         objects = await call("backup_objects")(service.id, "last")
-        csv_text = await call("download")(objects[0].links["full"])
-        assert csv_text.startswith(b"Id,")
+        csv_text = await call("download")(objects[0].download_link)
+        assert csv_text.startswith(b"Id,") and objects[0].links["removed"] == objects[0].download_removed_link
         job_id = await call("export")(service.id, "last", "sql", sql_dialect="postgresql", objects=["Contact"])
         await call("export")(service.id, backups[0].id, "csv", include_attachments=True)
         await call("export_to_endpoint")(service.id, "last", 4, ["Contact"])
@@ -140,15 +144,20 @@ async def exercise_every_method(client: RecordingClient) -> set[str]:
         assert rest and all(isinstance(e, dict) and e["event_id"] > 1000 for e in rest)
         templates = await call("seeding_templates")()
         automations = await call("automations")(1003)
-        names = [a["name"] for group in automations.values() for a in group]
         seed = await call("start_seed")(
             templates[0].id,
             destination=1003,
             seeding_method="upsert",
             disable_automations=True,
-            automations_to_disable=names[:1],
+            automations_to_disable={"ApexTrigger": automations["ApexTrigger"][:1]},
+            disable_validation_rules=True,
+            reindex=False,
+            backup_id="last",
+            service_id=templates[0].raw["source_service_id"],
         )
-        await call("seed_info")(seed.id)
+        assert (await call("seed_info")(seed.seed_id)).id == seed.id
+        job_id = await call("anonymize")(templates[0].id, destination_service_id=1003, backup_id="last")
+        assert (await call("anonymize_info")(job_id)).status == "COMPLETED"
     finally:
         await call("close")()
     return called
@@ -204,14 +213,21 @@ async def test_every_client_method_agrees_with_simulator_and_document(
 async def test_oauth_settings_drive_the_daemon_end_to_end(sim: Simulator, settings_for, engine, pg) -> None:
     """With ownbackup_auth="oauth" the daemon fetches a bearer token once and submits forget and rectify requests."""
     ids = await insert_forget(pg, 1001, 3) + [await insert_rectify(pg, 1002, pii("contract"))]
-    settings = settings_for(ownbackup_auth="oauth", ownbackup_api_token="simulator-api-token")
-    config = client_config(settings)
-    assert config.auth.token_url == settings.ownbackup_url + "/oauth/token"
+    defaults = settings_for(ownbackup_auth="oauth", ownbackup_api_token="simulator-api-token")
+    assert (client_config(defaults).auth.token_url, client_config(defaults).auth.client_id) == (
+        "https://auth.owndata.com/oauth2/aus4c3z3l8FqrbqDU4h7/v1/token", "0oa4c413eq8wwcEzP4h7"
+    ), "the vendor's token URL and public client id are the defaults"  # fmt: skip
+    # The same path on the simulator's host: the real flow, with the vendor's client id.
+    settings = settings_for(ownbackup_auth="oauth", ownbackup_api_token="simulator-api-token",
+                            ownbackup_token_url=sim.url + TOKEN_PATH)  # fmt: skip
+    assert client_config(settings).auth.client_id == "0oa4c413eq8wwcEzP4h7"
 
     report = await Daemon(settings, engine=engine).run_once()
 
     assert report.submitted == len(ids) and report.failed == report.rejected == 0
     assert (sim.stats.tokens_issued, sim.stats.logins) == (1, 0)
+    assert sim.stats.calls[f"POST {TOKEN_PATH}"] == 1
+    assert [c.client_id for c in sim.state.tokens.values()] == ["0oa4c413eq8wwcEzP4h7"]
     assert len(sim.state.gdpr_calls) == len(ids)
     rows = await pg.fetch("SELECT status, ownbackup_request_id FROM gdpr_requests ORDER BY id")
     assert {r["status"] for r in rows} == {"submitted"}

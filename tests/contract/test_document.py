@@ -60,6 +60,7 @@ def test_client_endpoint_table_matches_the_document() -> None:
     call_names = {
         "services": "list_services", "service": "get_service", "backups": "list_backups",
         "backup": "get_backup", "jobs": "list_jobs", "job": "get_job", "seed": "seed_info",
+        "anonymize_job": "anonymize_info",
     }  # fmt: skip
     for field in Endpoints.names():
         op = by_id[call_names.get(field, field)]
@@ -82,20 +83,34 @@ def test_every_operation_documents_its_answers_and_security() -> None:
             if str(status) in op.responses:
                 assert response_schema(spec, op.method, op.path, status) == error, (op.operation_id, status)
         if op.request_body is not None:
-            assert set(op.request_body["content"]) == {"application/x-www-form-urlencoded", "application/json"}
+            assert set(op.request_body["content"]) == {
+                "application/x-www-form-urlencoded", "multipart/form-data", "application/json"
+            }, op.operation_id  # fmt: skip
 
 
 def test_field_types_follow_the_vendor_examples() -> None:
-    """Flags and return codes are integers, statuses upper case, times ISO 8601 with milliseconds."""
-    schemas = load_spec()["components"]["schemas"]
-    service = dereference(load_spec(), schemas["Service"])["properties"]
-    assert service["enabled"]["type"] == service["archived"]["type"] == "integer"
-    assert service["return_code"]["type"] == "integer"
-    for name in ("Service", "Backup", "Job", "Seed"):
-        status = dereference(load_spec(), schemas[name])["properties"]["status"]
-        assert all(value == value.upper() for value in status["enum"]), name
+    """enabled and return_code are integers, archived a boolean, job results strings, times ISO 8601 with ms."""
+    spec = load_spec()
+    schemas = spec["components"]["schemas"]
+    service = dereference(spec, schemas["Service"])["properties"]
+    assert service["enabled"]["type"] == service["return_code"]["type"] == "integer"
+    assert service["archived"]["type"] == "boolean" and service["secondary_name"]["type"] == ["string", "null"]
+    assert dereference(spec, schemas["Job"])["properties"]["results"] == {
+        "type": "array", "items": {"type": "string"}, "description": schemas["Job"]["properties"]["results"]["description"]
+    }  # fmt: skip
+    assert schemas["Automations"]["additionalProperties"]["items"]["type"] == "string"
     assert schemas["Timestamp"]["format"] == "date-time" and r"\.[0-9]{3}Z$" in schemas["Timestamp"]["pattern"]
     assert schemas["Error"]["required"] == ["error", "message"]
+
+
+def test_token_operation_is_the_vendors() -> None:
+    """The token operation has the vendor's path on its own server, and the client's defaults are that URL."""
+    from gdpr_daemon.ownbackup import VENDOR_CLIENT_ID, VENDOR_TOKEN_URL
+
+    spec = load_spec()
+    [(path, item)] = [(p, i) for p, i in spec["paths"].items() if "post" in i and i["post"]["operationId"] == "oauth_token"]
+    assert item["servers"][0]["url"] + path == VENDOR_TOKEN_URL
+    assert VENDOR_CLIENT_ID == "0oa4c413eq8wwcEzP4h7"
 
 
 def test_response_schema_refuses_what_is_not_documented() -> None:

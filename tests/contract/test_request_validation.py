@@ -19,6 +19,7 @@ FORGET = "/api/v1/services/1001/gdpr/forget"
 RECTIFY = "/api/v1/services/1001/gdpr/rectify"
 EXPORT = "/api/v1/services/1001/backups/last/export"
 SECRET_VALUE = "PII-VALUE-validation-anna@example.org"
+TOKEN_PATH = "/oauth2/aus4c3z3l8FqrbqDU4h7/v1/token"
 
 
 class Api:
@@ -94,11 +95,14 @@ async def test_wrong_types_are_named_in_form_and_json(api: Api) -> None:
 
 async def test_enums_list_the_allowed_values(api: Api) -> None:
     """An unknown export_format answers the allowed values; sql without sql_dialect names sql_dialect."""
-    message = refused(*await api.call("POST", EXPORT, data={"export_format": "xml"}))
+    message = refused(*await api.call("POST", EXPORT, data={"export_format": "xml", "include_attachments": "false"}))
     assert message == "invalid request: export_format must be one of csv, sql, not 'xml'"
-    assert refused(*await api.call("POST", EXPORT, data={"export_format": "sql"})) == (
+    assert refused(*await api.call("POST", EXPORT, data={"export_format": "sql", "include_attachments": "False"})) == (
         "invalid request: sql_dialect is required"
     )
+    assert refused(*await api.call("POST", EXPORT, data={"export_format": "csv"})) == (
+        "invalid request: include_attachments is required"
+    ), "the reference marks include_attachments required"
 
 
 async def test_unknown_fields_are_refused_with_the_known_ones(api: Api) -> None:
@@ -129,7 +133,7 @@ async def test_personal_data_is_never_echoed(api: Api) -> None:
 
 async def test_lists_as_repeated_fields_commas_or_json_text(api: Api) -> None:
     """A list goes as a repeated form field, comma-separated or as a JSON array; each item is checked."""
-    path = "/api/v1/services/1001/backup_now"
+    path = "/api/v1/services/1001/backup_specific_objects_now"
     for form in ([("list_of_objects", "Account"), ("list_of_objects", "Contact")],
                  {"list_of_objects": "Account, Contact"}, {"list_of_objects": '["Account", "Contact"]'}):  # fmt: skip
         status, answer = await api.call("POST", path, data=form)
@@ -154,7 +158,10 @@ async def test_body_that_is_not_an_object_or_not_readable(api: Api) -> None:
     assert "must be a JSON object" in refused(*await api.call("POST", FORGET, json=[1, 2]))
     status, body = await api.call("POST", FORGET, data=b"record_id=1", headers={"Content-Type": "text/plain"})
     assert status == 415 and body["error"] == "Unsupported Media Type"
-    assert body["message"] == "the request body is text/plain; send application/json or application/x-www-form-urlencoded"
+    assert body["message"] == (
+        "the request body is text/plain; send application/json or application/x-www-form-urlencoded "
+        "or multipart/form-data"
+    )
 
 
 async def test_path_and_query_parameters(api: Api) -> None:
@@ -176,10 +183,10 @@ async def test_authentication_comes_before_validation(api: Api) -> None:
 async def test_token_url_is_validated_but_ignores_unknown_parameters(api: Api) -> None:
     """The token URL refuses a wrong grant_type by the document and ignores extra OAuth parameters."""
     form = {"grant_type": "password", "refresh_token": "x", "scope": "api:access", "client_id": "c"}
-    message = refused(*await api.call("POST", "/oauth/token", auth=False, data=form))
+    message = refused(*await api.call("POST", TOKEN_PATH, auth=False, data=form))
     assert message == "invalid request: grant_type must be one of refresh_token, not 'password'"
     form.update(grant_type="refresh_token", refresh_token="contract-Api-Token-4711", client_secret="ignored")
-    status, answer = await api.call("POST", "/oauth/token", auth=False, data=form)
+    status, answer = await api.call("POST", TOKEN_PATH, auth=False, data=form)
     assert status == 200 and answer["token_type"] == "Bearer"
 
 

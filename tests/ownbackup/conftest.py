@@ -29,6 +29,8 @@ EMAIL = SIM_EMAIL
 PASSWORD = SIM_PASSWORD  # the suite-wide leak scan looks for it in every log
 API_TOKEN = "tok-Secret-0815"
 SECRETS_SEEN.add(API_TOKEN)
+# The vendor's token path (on auth.owndata.com there): the simulator serves it on its own host.
+TOKEN_PATH = "/oauth2/aus4c3z3l8FqrbqDU4h7/v1/token"
 
 
 def sim_config(**overrides: Any) -> SimulatorConfig:
@@ -103,7 +105,7 @@ class Harness:
         values: dict[str, Any] = {
             "base_url": base_url,
             "auth": (
-                OAuthAuth(f"{base_url}/oauth/token", "gdpr-daemon-tests", API_TOKEN)
+                OAuthAuth(f"{base_url}{TOKEN_PATH}", "gdpr-daemon-tests", API_TOKEN)
                 if oauth
                 else SessionAuth(EMAIL, PASSWORD)
             ),

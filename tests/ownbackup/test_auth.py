@@ -22,7 +22,7 @@ from gdpr_daemon.ownbackup import (
 )
 from gdpr_daemon.simulator import FaultConfig
 
-from .conftest import API_TOKEN, EMAIL, PASSWORD, Harness, ManualClock, Sleeps, sim_config
+from .conftest import API_TOKEN, EMAIL, PASSWORD, TOKEN_PATH, Harness, ManualClock, Sleeps, sim_config
 
 
 def relogins() -> float:
@@ -172,7 +172,7 @@ async def test_oauth_refused_token(harness: Harness) -> None:
     """A revoked API token is an AuthenticationError naming the client, never the token."""
     sim = await harness.sim()
     url = sim.url or ""
-    client = await harness.client(url, auth=OAuthAuth(f"{url}/oauth/token", "cid", "revoked-PII"))
+    client = await harness.client(url, auth=OAuthAuth(f"{url}{TOKEN_PATH}", "cid", "revoked-PII"))
     with pytest.raises(AuthenticationError) as info:
         await client.list_services()
     assert (
@@ -203,7 +203,7 @@ async def test_oauth_failed_renewal_keeps_valid_token(harness: Harness) -> None:
 
     @web.middleware
     async def token_outage(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path == "/oauth/token":
+        if request.path == TOKEN_PATH:
             down["token_requests"] += 1
             if down["on"]:
                 return web.json_response({"message": "down"}, status=503)

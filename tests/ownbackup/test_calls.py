@@ -108,17 +108,21 @@ async def test_backups(client: OwnBackupClient) -> None:
     last = await client.get_backup(1001, "last")
     assert last.id == backups[-1].id
     assert (await client.get_backup(1001, backups[0].id)).id == backups[0].id
-    assert last.status == "COMPLETED" and last.started_at is not None
+    assert last.status == "OK" and last.trigger_type == "scheduled" and last.completed_at is not None
+    assert last.num_sections == last.num_sections_ok == 8 and last.num_inserted_items is not None
 
 
-async def test_backup_now_with_objects(client: OwnBackupClient) -> None:
-    """backup_now starts a manual backup of only the listed objects (a form list)."""
+async def test_backup_now_and_specific_objects(client: OwnBackupClient) -> None:
+    """backup_now backs up everything, backup_specific_objects_now (or backup_now with objects) only those."""
     before = await client.list_backups(1002)
-    assert await client.backup_now(1002, objects=["Account", "Contact"]) is None
+    assert await client.backup_now(1002) is None
+    assert await client.backup_specific_objects_now(1002, ["Account", "Contact"]) is None
+    assert await client.backup_now(1002, objects=["Lead"]) is None
     after = await client.list_backups(1002)
-    assert len(after) == len(before) + 1
-    new = after[-1]
-    assert new.trigger_type == "MANUAL" and new.raw["num_objects"] == 2
+    assert len(after) == len(before) + 3
+    assert [(b.trigger_type, b.num_sections) for b in after[-3:]] == [("manual", 8), ("manual", 2), ("manual", 1)]
+    with pytest.raises(ValueError, match="at least one object"):
+        await client.backup_specific_objects_now(1002, [])
 
 
 async def test_backup_now_of_disabled_service_is_refused(client: OwnBackupClient) -> None:
@@ -165,8 +169,9 @@ async def test_export_and_jobs(client: OwnBackupClient) -> None:
     sql_job = await client.export(1001, "last", "sql", sql_dialect="postgresql")
     job = await client.get_job(job_id)
     assert isinstance(job, Job) and job.id == job_id and job.status == "COMPLETED"
-    assert job.results["objects"] == ["Contact"] and job.results["include_attachments"] is True
-    assert (await client.get_job(sql_job)).results["sql_dialect"] == "postgresql"
+    last = await client.get_backup(1001)
+    assert job.results == (f"backup_{last.id}_Contact.csv", f"backup_{last.id}_attachments.zip")
+    assert all(r.endswith(".postgresql.sql") for r in (await client.get_job(sql_job)).results)
     assert {j.id for j in await client.list_jobs()} >= {job_id, sql_job}
 
 
@@ -174,7 +179,8 @@ async def test_export_to_endpoint(client: OwnBackupClient) -> None:
     """export_to_endpoint answers the job id of the export."""
     job_id = await client.export_to_endpoint(1001, "last", 7, objects=["Account", "Lead"])
     job = await client.get_job(job_id)
-    assert job.results["endpoint_id"] == 7 and job.results["objects"] == ["Account", "Lead"]
+    assert [r.split(":")[0] for r in job.results] == ["Account", "Lead"]
+    assert all(r.endswith("exported to endpoint 7") for r in job.results)
 
 
 async def test_unknown_job_is_not_found(client: OwnBackupClient) -> None:
@@ -188,15 +194,33 @@ async def test_seeding(client: OwnBackupClient) -> None:
     templates = await client.seeding_templates()
     assert templates and all(isinstance(t, SeedTemplate) for t in templates)
     automations = await client.automations(1003)
-    trigger = automations["ApexTrigger"][0]["name"]
+    trigger = automations["ApexTrigger"][0]
     seed = await client.start_seed(
         templates[0].id, destination=1003, seeding_method="upsert",
-        disable_automations=True, automations_to_disable=[trigger],
+        disable_automations=True, automations_to_disable={"ApexTrigger": [trigger]},
+        disable_validation_rules=True, reindex=False, backup_id="last", service_id=1001,
     )  # fmt: skip
-    assert isinstance(seed, Seed)
-    assert seed.raw["automations_to_disable"] == [trigger]
-    info = await client.seed_info(seed.id)
-    assert info.id == seed.id and info.status == "COMPLETED"
+    assert isinstance(seed, Seed) and seed.seed_id is not None and seed.seed_id != seed.id
+    assert (seed.template, seed.dest_service_id, seed.disable_automations) == (templates[0].id, 1003, True)
+    info = await client.seed_info(seed.seed_id)
+    assert info.id == seed.id and info.status == "COMPLETED" and info.finished_at is not None
+    assert info.insert_success_records == info.total_insert_records == templates[0].raw["num_records"]
+    by_name = await client.start_seed(
+        templates[0].id, destination=1003, seeding_method="upsert", automations_to_disable=[trigger]
+    )
+    assert by_name.seed_id == seed.seed_id + 1
+
+
+async def test_anonymize(client: OwnBackupClient) -> None:
+    """anonymize answers a job id that anonymize_info (and get_job) follow to COMPLETED with results."""
+    template = (await client.seeding_templates())[0]
+    job_id = await client.anonymize(template.id, destination_service_id=1003, disable_automations=True,
+                                    automations_to_disable=["ApexTrigger"], backup_id="last")  # fmt: skip
+    job = await client.anonymize_info(job_id)
+    assert job.id == job_id and job.status == "COMPLETED" and job.results
+    assert (await client.get_job(job_id)).results == job.results
+    with pytest.raises(NotFound, match="anonymize_id 99999 not found"):
+        await client.anonymize_info(99999)
 
 
 async def test_start_seed_refusal(client: OwnBackupClient) -> None:
@@ -209,10 +233,10 @@ async def test_start_seed_refusal(client: OwnBackupClient) -> None:
 
 
 async def test_automations(client: OwnBackupClient) -> None:
-    """automations answers lists by kind."""
+    """automations answers lists of Object.Name strings by kind."""
     automations = await client.automations(1001)
     assert set(automations) == {"ApexTrigger", "ValidationRule"}
-    assert all(isinstance(v, list) for v in automations.values())
+    assert all(isinstance(n, str) and "." in n for v in automations.values() for n in v)
 
 
 async def test_events_pages_with_from(harness: Harness) -> None:

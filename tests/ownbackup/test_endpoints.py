@@ -15,6 +15,7 @@ DESIGN_TABLE = {
     "services": "/api/v1/services",
     "service": "/api/v1/services/{service_id}",
     "backup_now": "/api/v1/services/{service_id}/backup_now",
+    "backup_specific_objects_now": "/api/v1/services/{service_id}/backup_specific_objects_now",
     "backups": "/api/v1/services/{service_id}/backups",
     "backup": "/api/v1/services/{service_id}/backups/{backup_id}",
     "backup_objects": "/api/v1/services/{service_id}/backups/{backup_id}/objects",
@@ -28,6 +29,8 @@ DESIGN_TABLE = {
     "seeding_templates": "/api/v1/seeding/templates",
     "seed": "/api/v1/seeding/seed/{seed_id}",
     "start_seed": "/api/v1/seeding/templates/{template_id}/seed",
+    "anonymize": "/api/v1/seeding/templates/{template_id}/anonymize",
+    "anonymize_job": "/api/v1/seeding/anonymize/{anonymize_id}",
     "automations": "/api/v1/services/{service_id}/automations",
 }
 

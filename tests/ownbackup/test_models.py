@@ -31,7 +31,8 @@ SERVICE = {
     "org_id": "00D000000000001EAA",
     "status": "ARCHIVED",
     "enabled": 0,
-    "archived": 1,
+    "archived": True,
+    "secondary_name": None,
     "last_backup": "2018-12-12T07:57:51.000Z",
     "num_items": 1200,
     "total_size": 99000,
@@ -41,9 +42,10 @@ SERVICE = {
 
 
 def test_service_parses_vendor_shape() -> None:
-    """A service in the vendor's published shape parses, flags 0/1 becoming booleans."""
+    """A service in the vendor's published shape parses: enabled 0/1 and archived true/false become booleans."""
     s = Service.from_json(SERVICE)
-    assert s.id == 12415 and s.status == "ARCHIVED"
+    assert s.id == 12415 and s.status == "ARCHIVED" and s.secondary_name is None
+    assert Service.from_json({**SERVICE, "secondary_name": "uat", "archived": 0}).secondary_name == "uat"
     assert s.enabled is False and s.archived is True
     assert s.last_backup == datetime(2018, 12, 12, 7, 57, 51, tzinfo=UTC)
     assert s.raw["org_id"] == "00D000000000001EAA"
@@ -120,14 +122,18 @@ def test_parse_timestamp(text: object, expected: datetime | None) -> None:
 
 
 def test_backup() -> None:
-    """A backup parses id, status, trigger and times."""
+    """A backup parses id, status, trigger, completed_at and its counters; a running one has no completed_at."""
     b = Backup.from_json(
-        {"id": 7, "status": "COMPLETED", "trigger_type": "MANUAL",
-         "start_time": "2024-01-01T00:00:00.000Z", "end_time": None, "num_items": 5}
+        {"id": 420519, "status": "OK", "trigger_type": "scheduled", "completed_at": "2018-04-09T10:39:02.000Z",
+         "num_sections": 23, "num_sections_error": 9, "num_inserted_items": 6, "num_deleted_items": 5}
     )  # fmt: skip
-    assert (b.id, b.status, b.trigger_type, b.completed_at) == (7, "COMPLETED", "MANUAL", None)
-    assert b.started_at == datetime(2024, 1, 1, tzinfo=UTC)
-    assert b.num_items == 5
+    assert (b.id, b.status, b.trigger_type) == (420519, "OK", "scheduled")
+    assert b.completed_at == datetime(2018, 4, 9, 10, 39, 2, tzinfo=UTC)
+    assert (b.num_sections, b.num_sections_error, b.num_inserted_items, b.num_deleted_items) == (23, 9, 6, 5)
+    running = Backup.from_json({"id": 8, "status": "IN_PROGRESS", "completed_at": None})
+    assert running.completed_at is None and running.num_sections is None
+    with pytest.raises(BadAnswer, match="'num_sections' is a string"):
+        Backup.from_json({"id": 8, "num_sections": "23"})
 
 
 def test_backup_object_reads_the_flat_section() -> None:
@@ -157,10 +163,13 @@ def test_backup_object_without_name() -> None:
 
 
 def test_job() -> None:
-    """A job parses id, title, status, progress and keeps results as sent."""
+    """A job parses id, title, status, progress and its results, a list of strings (null: none yet)."""
     j = Job.from_json({"id": 3, "title": "Export", "status": "COMPLETED", "progress": 100,
-                       "results": {"files": ["a.csv"]}})  # fmt: skip
-    assert (j.id, j.progress, j.results) == (3, 100, {"files": ["a.csv"]})
+                       "results": ["a.csv", "b.csv"]})  # fmt: skip
+    assert (j.id, j.progress, j.results) == (3, 100, ("a.csv", "b.csv"))
+    assert Job.from_json({"id": 4, "results": None}).results == ()
+    with pytest.raises(BadAnswer, match="'results' is an object, not a list of strings"):
+        Job.from_json({"id": 5, "results": {"files": ["a.csv"]}})
 
 
 def test_job_progress_must_be_number() -> None:
@@ -170,9 +179,16 @@ def test_job_progress_must_be_number() -> None:
 
 
 def test_seed_and_template() -> None:
-    """Seeds accept id or seed_id; templates take name."""
-    assert Seed.from_json({"id": 4, "status": "STARTED"}).id == 4
-    assert Seed.from_json({"seed_id": 5}).id == 5
+    """Seeds read the published shape (id and seed_id differ); one of them alone serves as both; templates take name."""
+    seed = Seed.from_json(
+        {"id": 1, "seed_id": 731169459, "template": 1, "dest_service_id": 4, "seeding_method": "add",
+         "disable_automations": False, "status": "COMPLETED", "progress": 100,
+         "finished_at": "2020-05-11T11:19:53.000Z", "insert_success_records": 5, "total_insert_records": 5}
+    )  # fmt: skip
+    assert (seed.id, seed.seed_id, seed.template, seed.dest_service_id) == (1, 731169459, 1, 4)
+    assert seed.disable_automations is False and seed.insert_success_records == 5
+    assert seed.finished_at == datetime(2020, 5, 11, 11, 19, 53, tzinfo=UTC)
+    assert (Seed.from_json({"id": 4, "status": "STARTED"}).seed_id, Seed.from_json({"seed_id": 5}).id) == (4, 5)
     assert SeedTemplate.from_json({"id": 9, "name": "Sales"}).name == "Sales"
     with pytest.raises(BadAnswer):
         Seed.from_json({"status": "STARTED"})
@@ -210,12 +226,12 @@ def test_parse_list_and_object() -> None:
 
 
 def test_automations() -> None:
-    """Automations must map each kind to a list."""
-    assert parse_automations({"ApexTrigger": [], "ValidationRule": [{"id": "x"}]}) == {
-        "ApexTrigger": [], "ValidationRule": [{"id": "x"}]
-    }  # fmt: skip
-    with pytest.raises(BadAnswer):
-        parse_automations({"ApexTrigger": "none"})
+    """Automations map each kind (any kind, more may come) to a list of Object.Name strings."""
+    answer = {"ApexTrigger": ["Account.BeforeInsert"], "ValidationRule": ["Account.CountryValidation"], "Flow": []}
+    assert parse_automations(answer) == answer
+    for bad in ({"ApexTrigger": "none"}, {"ValidationRule": [{"id": "x"}]}):
+        with pytest.raises(BadAnswer, match="not a list of strings"):
+            parse_automations(bad)
 
 
 def test_models_are_frozen() -> None:

@@ -12,6 +12,9 @@ from gdpr_daemon.simulator import Simulator, SimulatorConfig
 EMAIL = "dpo@example.com"
 PASSWORD = "s3cret-Pa55word"
 API_TOKEN = "api-token-for-tests"
+# The vendor's token path (on auth.owndata.com there), served by the simulator on its own host.
+TOKEN_PATH = "/oauth2/aus4c3z3l8FqrbqDU4h7/v1/token"
+VENDOR_CLIENT_ID = "0oa4c413eq8wwcEzP4h7"
 START = 1_700_000_000.0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from .conftest import StartApi
-from .support import API_TOKEN, EMAIL, PASSWORD, Api, FakeClock
+from .support import API_TOKEN, EMAIL, PASSWORD, TOKEN_PATH, VENDOR_CLIENT_ID, Api, FakeClock
 
 UNAUTHORIZED = "Unauthorized"
 
@@ -15,10 +15,10 @@ async def token(api: Api, refresh_token: str = API_TOKEN, **extra: str) -> tuple
         "grant_type": "refresh_token",
         "refresh_token": refresh_token,
         "scope": "api:access",
-        "client_id": "gdpr-daemon",
+        "client_id": VENDOR_CLIENT_ID,
         **extra,
     }
-    return await api.post("/oauth/token", auth=False, data=data)
+    return await api.post(TOKEN_PATH, auth=False, data=data)
 
 
 async def test_login_with_form_and_json_bodies(start_api: StartApi) -> None:
@@ -93,6 +93,15 @@ async def test_bearer_token_expires_after_expires_in(start_api: StartApi, clock:
     _, fresh = await token(api)
     fresh_bearer = {"Authorization": f"Bearer {fresh['access_token']}"}
     assert (await api.get("/api/v1/services", auth=False, headers=fresh_bearer))[0] == 200
+
+
+async def test_token_is_served_at_the_vendors_path_only(start_api: StartApi) -> None:
+    """The token answers at the vendor's path on the simulator's host; the old /oauth/token path is 404."""
+    api = await start_api(login=False)
+    assert (await token(api))[0] == 200
+    form = {"grant_type": "refresh_token", "refresh_token": API_TOKEN, "scope": "api:access", "client_id": "c"}
+    status, body = await api.post("/oauth/token", auth=False, data=form)
+    assert status == 404 and body["error"] == "Not Found"
 
 
 async def test_oauth_refuses_bad_grants(start_api: StartApi) -> None:

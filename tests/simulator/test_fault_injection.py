@@ -10,7 +10,7 @@ import pytest
 from gdpr_daemon.simulator import FaultConfig
 
 from .conftest import StartApi
-from .support import EMAIL, PASSWORD, Api
+from .support import EMAIL, PASSWORD, TOKEN_PATH, Api
 
 FORGET = {"record_id": "0031t00000AbCdE", "table_name": "Contact"}
 
@@ -114,12 +114,12 @@ async def test_latency_still_answers_correctly(api: Api) -> None:
 
 
 async def test_faults_spare_control_and_token_endpoints(start_api: StartApi) -> None:
-    """With every call failing, /_simulator/ and /oauth/token still answer normally."""
+    """With every call failing, /_simulator/ and the OAuth token path still answer normally."""
     api = await start_api(login=False, faults=FaultConfig(rate_5xx=1.0))
     assert (await api.get("/_simulator/stats", auth=False))[0] == 200
     assert (await api.get("/_simulator/faults", auth=False))[1]["rate_5xx"] == 1.0
     status, _ = await api.post(
-        "/oauth/token",
+        TOKEN_PATH,
         auth=False,
         data={"grant_type": "refresh_token", "refresh_token": "api-token-for-tests",
               "scope": "api:access", "client_id": "c"},
