@@ -51,19 +51,30 @@ class UsageError(Exception):
 async def cmd_migrate(args: argparse.Namespace) -> int:
     from gdpr_daemon.db import migrate
     from gdpr_daemon.db.engine import make_engine, safe_url
+    from gdpr_daemon.db.intake_settings import write_retention_floors
 
     settings = _settings(args)
     _setup_logging(settings, quiet=True)
-    engine = make_engine(settings.require_database(), pool_size=1)
+    url = settings.migrate_database()
+    engine = make_engine(url, pool_size=1)
     try:
         before, after = await migrate.upgrade(engine)
+        # As the owner: the only login that may shorten the database's retention floors.
+        floors = await write_retention_floors(
+            engine, retention_days=settings.retention_days, history_days=settings.retention_history_days
+        )
     finally:
         await engine.dispose()
-    where = safe_url(settings.database_url or "")
+    where = safe_url(url)
     if before == after:
         print(f"schema of {where} is current (revision {after})")
     else:
         print(f"schema of {where} upgraded from {before or 'empty'} to revision {after}")
+    if floors.kept:
+        configured = {"retention_days": settings.retention_days,
+                      "retention_history_days": settings.retention_history_days}  # fmt: skip
+        print("gdpr-daemon: this login is not the schema owner, so the database keeps its retention floors: "
+              + floors.describe_kept(configured), file=sys.stderr)  # fmt: skip
     return EXIT_OK
 
 

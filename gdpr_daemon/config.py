@@ -55,6 +55,11 @@ class Settings(BaseModel):
         description="Direct Postgres URL for LISTEN when `database_url` goes through a "
         "transaction-mode pooler such as PgBouncer; defaults to `database_url`.",
     )
+    database_migrate_url: str | None = Field(
+        None,
+        description="Postgres URL of the schema owner, used only by `gdpr-daemon migrate` (which also writes the "
+        "retention floors); defaults to `database_url`. Lets `run` use a login of the `gdpr_daemon` role.",
+    )
     database_pool_size: int = Field(10, ge=1, le=200, description="Connections in the pool.")
 
     ownbackup_url: str | None = Field(
@@ -198,7 +203,7 @@ class Settings(BaseModel):
         description="Name of this process in the request history (not used for leases).",
     )
 
-    @field_validator("database_url", "database_listen_url")
+    @field_validator("database_url", "database_listen_url", "database_migrate_url")
     @classmethod
     def _postgres_url(cls, v: str | None) -> str | None:
         if v is None:
@@ -268,6 +273,10 @@ class Settings(BaseModel):
                 "like postgresql://gdpr@db.example.com/gdpr"
             )
         return self.database_url
+
+    def migrate_database(self) -> str:
+        """The URL `gdpr-daemon migrate` connects with: the schema owner's."""
+        return self.database_migrate_url or self.require_database()
 
     def require_api(self) -> None:
         """Check that the API settings are complete enough to talk to OwnBackup."""
