@@ -124,13 +124,21 @@ async def audit_summary(conn: AsyncConnection, filters: AuditFilters) -> dict[st
     return {r[0]: int(r[1]) for r in rows}
 
 
-def stream_audit_events(conn: AsyncConnection, filters: AuditFilters) -> AsyncIterator[Sequence[Row[Any]]]:
-    """Batches of (AUDIT_COLUMNS), oldest first; parameters as JSON text."""
+async def stream_audit_events(conn: AsyncConnection, filters: AuditFilters) -> AsyncIterator[Sequence[Row[Any]]]:
+    """Batches of (AUDIT_COLUMNS), oldest first; parameters as JSON text.
+
+    A reader without access to the stored parameters (gdpr_auditor) gets them from the view
+    audit_events_masked: record ids, values and comments as SHA-256 digests.
+    """
     where, params = filters.where()
+    can_read = text("SELECT has_column_privilege('audit_events', 'parameters', 'SELECT')")
+    readable = (await conn.execute(can_read)).scalar()
+    source = "audit_events" if readable else "audit_events_masked"
     sql = f"""SELECT event_id, {_iso('created_at')}, key, source, user_email, user_id, ip_address,
                      service_id, CAST(parameters AS text)
-              FROM audit_events WHERE {where} ORDER BY created_at, event_id"""  # noqa: S608 - fixed fragments
-    return _stream(conn, sql, params)
+              FROM {source} WHERE {where} ORDER BY created_at, event_id"""  # noqa: S608 - fixed fragments
+    async for batch in _stream(conn, sql, params):
+        yield batch
 
 
 # ---- requests ------------------------------------------------------------------------------
