@@ -121,10 +121,8 @@ async def test_backup_now_adds_a_backup_that_completes(api: Api, clock: FakeCloc
 async def test_backup_specific_objects_now(api: Api) -> None:
     """backup_specific_objects_now backs up only list_of_objects, form, multipart or JSON alike."""
     path = f"/api/v1/services/{PRODUCTION}/backup_specific_objects_now"
-    form = aiohttp.FormData()
-    form.add_field("list_of_objects", "Account")
-    form.add_field("list_of_objects", "Contact")
-    form._is_multipart = True  # as a browser's or Node's FormData sends it
+    # multipart/form-data, as a browser's or Node's FormData sends it
+    form = aiohttp.FormData([("list_of_objects", "Account"), ("list_of_objects", "Contact")], default_to_multipart=True)
     for body in ({"data": [("list_of_objects", "Account"), ("list_of_objects", "Contact")]},
                  {"data": form}, {"json": {"list_of_objects": ["Account", "Contact"]}}):  # fmt: skip
         assert await api.post(path, **body) == (200, {}), body
