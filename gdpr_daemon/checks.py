@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from gdpr_daemon.config import ConfigError, Settings, load_settings
+from gdpr_daemon.safetext import escape_controls, mask_url
 
 
 async def run_checks(config_path: str | None, *, out: Callable[[str], None] = print) -> int:
@@ -13,7 +14,9 @@ async def run_checks(config_path: str | None, *, out: Callable[[str], None] = pr
     def report(name: str, ok: bool, detail: str) -> None:
         nonlocal failures
         failures += 0 if ok else 1
-        out(f"{'OK  ' if ok else 'FAIL'}  {name:<16} {detail}")
+        # Details quote the API (service names, its messages) and the database URL: shown
+        # with control characters escaped and any password masked.
+        out(f"{'OK  ' if ok else 'FAIL'}  {name:<16} {escape_controls(mask_url(detail))}")
 
     try:
         settings: Settings = load_settings(config_path)

@@ -234,8 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         from gdpr_daemon.errors import describe
+        from gdpr_daemon.safetext import escape_controls, mask_url
 
-        print(f"gdpr-daemon: {describe(exc)}", file=sys.stderr)
+        # An error may quote the database URL (a driver that cannot parse it): no password.
+        print(f"gdpr-daemon: {escape_controls(mask_url(describe(exc)))}", file=sys.stderr)
         return EXIT_FAILURE
 
 

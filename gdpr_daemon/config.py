@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from gdpr_daemon.safetext import mask_url
+
 ENV_PREFIX = "GDPR_DAEMON_"
 
 REGIONS = (
@@ -408,6 +410,8 @@ def load_settings(
         if allowed and err["type"] in _RANGE_ERRORS:
             msg = f"must be {allowed}"
         shown = "" if key in ("ownbackup_password", "ownbackup_api_token") else f" (got {_shown(err.get('input'))})"
+        if key in ("database_url", "database_listen_url"):
+            shown = mask_url(shown)
         raise ConfigError(f"{key} ({env_name(key)}): {msg}{shown}") from None
 
 

@@ -1,13 +1,22 @@
-"""Plain-text tables and values for people, and JSON/CSV for scripts."""
+"""Plain-text tables and values for people, and JSON/CSV for scripts.
+
+Every text shown passes :func:`gdpr_daemon.safetext.escape_controls`: a comment, a name or
+an API message holding an escape sequence, a NUL or a bidirectional override is shown as
+``\\x1b...``, never sent raw to a terminal.  JSON escapes the same characters as ``\\uXXXX``
+(valid JSON, the same string once parsed).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from gdpr_daemon.safetext import escape_controls
 
 
 def fmt(value: Any) -> str:
@@ -17,7 +26,7 @@ def fmt(value: Any) -> str:
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return escape_controls(str(value))
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], *, max_width: int = 60) -> str:
@@ -38,13 +47,22 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+# What json.dumps(ensure_ascii=False) leaves raw but a terminal would act on: C1 controls,
+# line separators, bidi controls and lone surrogates (C0 controls it escapes itself).
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
 def to_json(data: Any) -> str:
-    return json.dumps(data, default=_json_default, indent=2, ensure_ascii=False)
+    text = json.dumps(data, default=_json_default, indent=2, ensure_ascii=False)
+    if _JSON_UNSAFE.search(text):
+        text = _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text
 
 
 def csv_safe(value: Any) -> str:
     """A cell a spreadsheet will not run as a formula."""
     text = "" if value is None else (_json_default(value) if isinstance(value, datetime) else str(value))
+    text = escape_controls(text)  # one line per record, nothing a terminal would act on
     if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + text
     return text

@@ -10,6 +10,9 @@ Two pure functions every output path and the API client use:
   password, a session id, a token, a record id, a rectify value) by ``[redacted]`` in
   text that came back, in the forms a server could echo it (as sent, URL-encoded,
   JSON-escaped).
+- :func:`mask_url` hides the password of every URL in a text, in the user information
+  (``postgresql://user:***@host``) and in the query (``?password=***``), as libpq takes
+  both.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
-__all__ = ["REDACTED", "escape_controls", "scrub", "secret_forms"]
+__all__ = ["REDACTED", "escape_controls", "mask_url", "scrub", "secret_forms"]
 
 REDACTED = "[redacted]"
 
@@ -74,3 +77,18 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
         else:
             text = re.sub(rf"(?<![0-9A-Za-z]){re.escape(form)}(?![0-9A-Za-z])", REDACTED, text)
     return text
+
+
+MASK = "***"
+# user:password@ in a URL's authority (the password may hold an @: up to the last one);
+# password=, sslpassword= in its query (libpq takes both).
+_USERINFO = re.compile(r"(?P<head>://[^:/?#@\s]*):[^/?#\s]*@")
+_QUERY = re.compile(r"(?P<head>[?&](?:ssl)?password=)[^&#\s]*", re.IGNORECASE)
+
+
+def mask_url(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``."""
+    if "://" not in text and "password=" not in text.lower():
+        return text
+    text = _USERINFO.sub(lambda m: f"{m.group('head')}:{MASK}@", text)
+    return _QUERY.sub(lambda m: f"{m.group('head')}{MASK}", text)

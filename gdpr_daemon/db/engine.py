@@ -15,6 +15,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gdpr_daemon.db import datecodec
+
 APPLICATION_NAME = "gdpr-daemon"
 
 #: A pooled connection that sat idle longer than this is pinged before it is handed out
@@ -39,8 +41,14 @@ def libpq_url(url: str) -> str:
 
 
 def safe_url(url: str) -> str:
-    """The URL with its password masked, for messages and logs."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=True)
+    """The URL with its password masked, for messages and logs (also ``?password=`` in the query)."""
+    from gdpr_daemon.safetext import mask_url
+
+    try:
+        shown = make_url(url).set(drivername="postgresql").render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: mask it as text
+        shown = url
+    return mask_url(shown)
 
 
 def make_engine(
@@ -65,6 +73,7 @@ def make_engine(
         **kwargs,
     )
     _ping_when_idle(engine, ping_idle_after)
+    datecodec.install(engine)  # a stored year 12000 reads as 9999-12-31, not an OverflowError
     return engine
 
 
