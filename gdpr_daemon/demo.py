@@ -35,6 +35,7 @@ from gdpr_daemon.simulator import FaultConfig, Simulator, SimulatorConfig
 
 FAILING_SERVICE = 1005  # the simulator answers 500 to every GDPR call for it
 UNKNOWN_SERVICE = 4711  # not one of the account's services
+PROVED_SERVICE = 1001  # the forget whose erasure the demo proves in a later backup
 TABLES = ("Contact", "Lead", "Case", "Account", "Opportunity")
 FIELDS = ("Email", "Phone", "MailingStreet", "LastName")
 NAMES = ("Ada", "Grace", "Linus", "Margaret", "Alan", "Barbara", "Ken", "Edsger", "Frances", "Tim")
@@ -137,7 +138,7 @@ async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
         return 1
     password = secrets.token_urlsafe(16)
     sim = Simulator(
-        SimulatorConfig(email="dpo@example.com", password=password, services=6, seed=2026),
+        SimulatorConfig(email="dpo@example.com", password=password, services=6, seed=2026, backup_seconds=1.0),
         faults=FaultConfig(
             failing_services=frozenset({FAILING_SERVICE}),
             rate_429=0.08,
@@ -160,6 +161,8 @@ async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
             batch = demo_batch(requests, rng)
             async with engine.begin() as conn:
                 await insert_requests(conn, batch)
+                (proved_id,) = await insert_requests(conn, [erasure_to_prove()])
+            batch.append(erasure_to_prove())
             _say(f"4. {len(batch)} requests enqueued in gdpr_requests (like a DPO's INSERTs)")
             tools = await _dpo_tools(engine)
             settings = load_settings(
@@ -240,6 +243,7 @@ async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
                     )
                 )
             await _show_tools(engine, tools)
+            await _prove_erasure(engine, settings, proved_id)
             await _show_status(engine, settings.events_unconfirmed_after_hours)
             _summary_hint(rows, keep, url)
     finally:
@@ -329,12 +333,49 @@ async def _show_tools(engine: Any, tools: dict[str, Any]) -> None:
         _say(f"     request {r['id']}: {r['status']}, due {r['due_at']:%Y-%m-%d}, case {r['external_ref']}")
 
 
+def erasure_to_prove() -> NewRequest:
+    """A forget of a Contact record that the simulator's backups of service 1001 really hold."""
+    from gdpr_daemon.simulator.csvdata import record_id
+
+    return NewRequest("forget", PROVED_SERVICE, "Contact", record_id("Contact", PROVED_SERVICE, 7),
+                      comment="Art. 17 request; erasure to be proved in the backups", external_ref="DSR-2026-proof",
+                      requested_by="demo-dpo")  # fmt: skip
+
+
+async def _prove_erasure(engine: Any, settings: Any, request_id: int) -> None:
+    """`gdpr-daemon requests verify`: before a backup, then after one taken after the submission."""
+    from gdpr_daemon.daemon import client_config
+    from gdpr_daemon.ownbackup import OwnBackupClient
+    from gdpr_daemon.verify.batch import describe, verify_ids
+
+    _say(f"\n8. proving the erasure in the backups themselves (`gdpr-daemon requests verify {request_id}`):\n")
+    async with OwnBackupClient(client_config(settings)) as client:
+        (before,) = await verify_ids(engine, client, [request_id], actor="demo-dpo")
+        _say(f"   right after submission:\n     {describe(before)}")
+        previous = (await client.get_backup(PROVED_SERVICE, "last")).id
+        await client.backup_now(PROVED_SERVICE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            last = await client.get_backup(PROVED_SERVICE, "last")
+            if last.id != previous and last.completed_at is not None:
+                break
+            await asyncio.sleep(0.2)
+        _say(f"   service {PROVED_SERVICE} backed up now (backup {last.id}); its Contact CSV is read as it streams in:")
+        (after,) = await verify_ids(engine, client, [request_id], actor="demo-dpo")
+        _say(f"     {describe(after)}")
+    _, history = await get_request(engine, request_id)
+    proof = next((h for h in reversed(history) if h["detail"].startswith(("verified: ", "still present"))), None)
+    if proof is not None:
+        _say(f"   kept in the request's history, for the auditor:\n     {proof['at']:%H:%M:%S}  {proof['actor']:<10} "
+             f"{proof['detail']}")  # fmt: skip
+
+
 async def _show_status(engine: Any, hours: float) -> None:
     from gdpr_daemon.commands.status import as_text
     from gdpr_daemon.db.stats import status_figures
 
     figures = await status_figures(engine, unconfirmed_after_hours=hours)
-    _say("\n8. `gdpr-daemon status`, the view at a glance (what needs a person, what is late):\n")
+    _say("\n9. `gdpr-daemon status`, the view at a glance (what needs a person, what is late):\n")
     _say("\n".join("   " + line for line in as_text(figures, hours, datetime.now(UTC)).splitlines()))
 
 

@@ -264,50 +264,23 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     from gdpr_daemon import render
     from gdpr_daemon.daemon import client_config
     from gdpr_daemon.db.engine import make_engine
-    from gdpr_daemon.db.requests import record_verification
-    from gdpr_daemon.db.verification import targets
-    from gdpr_daemon.ownbackup import OwnBackupClient, OwnBackupError
-    from gdpr_daemon.verify import VerifyError, verify_request
+    from gdpr_daemon.ownbackup import OwnBackupClient
+    from gdpr_daemon.verify.batch import describe, verify_ids
 
     settings = settings_from_args(args)
     setup_logging(settings, quiet=True)
-    ids = list(dict.fromkeys(parse_ids(args.ids)))
-    who = actor(args)
     config = client_config(settings)
     engine = make_engine(settings.require_database(), pool_size=1)
-    results: list[dict[str, Any]] = []
     try:
-        found = await targets(engine, ids)
         async with OwnBackupClient(config) as client:
-            for rid in ids:
-                result: dict[str, Any] = {"request_id": rid, "verified": False, "recorded": False}
-                results.append(result)
-                req = found.get(rid)
-                if req is None:
-                    result.update(outcome="error", sentence=f"there is no request {rid}")
-                    continue
-                try:
-                    v = await verify_request(client, req)
-                except (VerifyError, OwnBackupError) as exc:
-                    result.update(outcome="error", sentence=f"not verified: {exc}")
-                    continue
-                result.update(outcome=v.outcome, sentence=v.sentence, verified=v.verified, backup_id=v.backup_id,
-                              backup_completed_at=v.completed_at, records_read=v.rows,
-                              seconds=round(v.seconds, 2))  # fmt: skip
-                if v.recorded:
-                    result["recorded"] = await record_verification(engine, rid, detail=v.sentence, actor=who)
+            results = await verify_ids(engine, client, parse_ids(args.ids), actor=actor(args))
     finally:
         await engine.dispose()
     if args.format == "json":
         print(render.to_json(results))
     else:
         for r in results:
-            line = f"request {r['request_id']}: {r['sentence']}"
-            if r.get("records_read"):
-                line += f" ({r['records_read']:,} records read in {r['seconds']:.1f} s)"
-            if r["outcome"] in ("verified", "still_present") and not r["recorded"]:
-                line += "; not recorded: the request is no longer submitted"
-            print(line)
+            print(describe(r))
     return EXIT_OK if all(r["verified"] for r in results) else EXIT_NOT_VERIFIED
 
 
