@@ -477,8 +477,17 @@ def parse_object(obj: object, endpoint: str, what: str = "an answer") -> dict[st
     return _Reader(obj, endpoint, what).obj
 
 
+#: The automation kinds of the published reference: each must be a list of names.
+AUTOMATION_KINDS = ("ApexTrigger", "ValidationRule")
+
+
 def parse_automations(obj: object, endpoint: str = "automations") -> dict[str, list[str]]:
-    """``{"ApexTrigger": ["Account.BeforeInsert"], "ValidationRule": [...]}``: every value a
-    list of ``Object.Name`` strings."""
+    """``{"ApexTrigger": ["Account.BeforeInsert"], "ValidationRule": [...]}``: lists of
+    ``Object.Name`` strings by kind.  A kind added later is kept when it is such a list too;
+    any other field the API adds is ignored."""
     r = _Reader(obj, endpoint, "the active automations")
-    return {key: r.strings(key) for key in r.obj}
+    out = {kind: r.strings(kind) for kind in AUTOMATION_KINDS if kind in r.obj}
+    for key, value in r.obj.items():
+        if key not in out and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            out[key] = value
+    return out

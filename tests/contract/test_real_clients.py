@@ -430,3 +430,30 @@ def test_the_reference_check_finds_each_kind_of_stray() -> None:
     assert stray_from_the_reference(seen("gdpr_forget", ok, session=False))
     assert stray_from_the_reference(seen("login", (("email", "e"), ("password", "p"))))  # a session sent to log in
     assert stray_from_the_reference(seen("services", content_type=None, method="GET", query=(("page", "2"),)))
+
+
+async def test_own_client_ignores_fields_the_api_adds_later() -> None:
+    """With a new field in every object of every JSON answer, each client method still works (the field kept in raw)."""
+
+    @web.middleware
+    async def add_fields(request: web.Request, handler: Any) -> web.StreamResponse:
+        response: web.StreamResponse = await handler(request)
+        if not isinstance(response, web.Response) or response.content_type != JSON_TYPE or response.status != 200:
+            return response
+        data = json.loads(response.body)  # type: ignore[arg-type]
+        later = {"added_in_api_1_1": {"nested": [1, "two", None]}, "region_hint": "emea1"}
+        if isinstance(data, dict):
+            data = {**data, **later}
+        elif isinstance(data, list):
+            data = [{**item, **later} if isinstance(item, dict) else item for item in data]
+        return web.json_response(data)
+
+    sim = Simulator(contract_config())
+    sim.app.middlewares.insert(0, add_fields)
+    async with sim.serve(host="127.0.0.1", port=0) as url:
+        settings = load_settings(None, environ={}, ownbackup_url=url, ownbackup_email=EMAIL, ownbackup_password=PASSWORD)
+        await exercise_every_method(OwnBackupClient(client_config(settings)))  # type: ignore[arg-type]
+        async with OwnBackupClient(client_config(settings)) as again:
+            service = await again.get_service(PRODUCTION)
+    SECRETS_SEEN.update(sim.state.credentials.issued)
+    assert service.raw["region_hint"] == "emea1" and service.id == PRODUCTION

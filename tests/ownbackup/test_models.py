@@ -229,6 +229,7 @@ def test_automations() -> None:
     """Automations map each kind (any kind, more may come) to a list of Object.Name strings."""
     answer = {"ApexTrigger": ["Account.BeforeInsert"], "ValidationRule": ["Account.CountryValidation"], "Flow": []}
     assert parse_automations(answer) == answer
+    assert parse_automations({**answer, "generated_at": "2026-01-01", "meta": {"v": 2}}) == answer
     for bad in ({"ApexTrigger": "none"}, {"ValidationRule": [{"id": "x"}]}):
         with pytest.raises(BadAnswer, match="not a list of strings"):
             parse_automations(bad)
