@@ -44,7 +44,7 @@ async def test_demo_runs_the_main_job_end_to_end_and_cleans_up():
                          r"\(([\d,]+) records read", proof, flags=re.M)
     assert verified and int(verified[2].replace(",", "")) > 0, proof
     assert f"demo-dpo   verified: record absent from backup {verified[1]} " in proof, "kept in the history"
-    assert re.search(r"^\s+backups: 1 submitted requests verified", status, flags=re.M), status
+    assert re.search(r"^\s+backups: 1 submitted request verified", status, flags=re.M), status
     values = [r.value for r in demo_batch(24, random.Random(2026)) if r.value]
     assert values and not [v for v in values if v in out or v in err], "a rectify value was printed"
     assert "embedded Postgres stopped and removed" in out

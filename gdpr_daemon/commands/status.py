@@ -93,7 +93,8 @@ def _backups_line(f: StatusFigures) -> str:
     if not f.verified and not f.still_present:
         return ("backups: no erasure checked in a backup yet (`gdpr-daemon requests verify ID`, or the "
                 "daemon's verify_after_hours)")  # fmt: skip
-    line = f"backups: {f.verified:,} submitted requests verified in a backup completed after submission"
+    line = (f"backups: {f.verified:,} submitted request{'s' if f.verified != 1 else ''} verified in a backup "
+            "completed after submission")  # fmt: skip
     if f.still_present:
         line += (f"; {f.still_present:,} still present in the latest backup checked "
                  "(`gdpr-daemon requests verify ID` again after the next backup)")  # fmt: skip

@@ -42,7 +42,7 @@ from .errors import (
     clean_message,
     format_seconds,
 )
-from .transport import Answer, api_message, error_from_answer
+from .transport import Answer, api_message, error_from_answer, sensitive_sent
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -126,7 +126,7 @@ async def stream(conn: Connection, link: str, *, chunk_bytes: int = CHUNK_BYTES)
             headers, _ = await conn._auth.authorize(conn._send)
             resp = await _get(session, url, headers, timeout)
             if resp.status == 401:
-                answer = await _error_answer(resp)
+                answer = await _error_answer(resp, _secrets(conn, headers))
                 message = clean_message(api_message(answer))
                 raise AuthenticationError(
                     f"OwnBackup answered 401 Unauthorized to {ENDPOINT} again right after a fresh login"
@@ -137,7 +137,7 @@ async def stream(conn: Connection, link: str, *, chunk_bytes: int = CHUNK_BYTES)
                 )
         status = resp.status
         if not 200 <= resp.status < 300:
-            raise error_from_answer(await _error_answer(resp), ENDPOINT)
+            raise error_from_answer(await _error_answer(resp, _secrets(conn, headers)), ENDPOINT)
         try:
             yield _chunks(resp, chunk_bytes, cfg.timeout)
         finally:
@@ -177,15 +177,21 @@ async def _get(
         ) from exc
 
 
-async def _error_answer(resp: aiohttp.ClientResponse) -> Answer:
-    """The error answer with at most ERROR_BODY_BYTES of its body (enough for its message)."""
+def _secrets(conn: Connection, headers: dict[str, str]) -> frozenset[str]:
+    """What an error answer must not echo back: the credential sent and the ones the client knows."""
+    return sensitive_sent(None, headers, (conn._secret, *conn._credentials))
+
+
+async def _error_answer(resp: aiohttp.ClientResponse, sent: frozenset[str]) -> Answer:
+    """The error answer with at most ERROR_BODY_BYTES of its body (enough for its message), which
+    :func:`.transport.api_message` reads with ``sent`` redacted."""
     try:
         body = await resp.content.read(ERROR_BODY_BYTES)
     except (aiohttp.ClientError, OSError, TimeoutError):
         body = b""
     finally:
         resp.close()
-    return Answer(resp.status, reason=resp.reason, headers=resp.headers, body=body)
+    return Answer(resp.status, reason=resp.reason, headers=resp.headers, body=body, sent=sent)
 
 
 async def _chunks(resp: aiohttp.ClientResponse, size: int, read_timeout: float) -> AsyncIterator[bytes]:

@@ -221,3 +221,22 @@ async def test_hostile_objects_answer_cannot_take_the_session_elsewhere(  # type
     assert result["outcome"] == "error" and f"points at http://127.0.0.1:{port}, not at" in result["sentence"]
     assert third.seen == [], "no request, so no session, reached the third party"
     assert await pg.fetchval("SELECT count(*) FROM gdpr_request_log WHERE request_id = $1", rid) == before
+
+
+async def test_error_answer_echoing_the_session_is_redacted(servers) -> None:  # type: ignore[no-untyped-def]
+    """A download refused with a message that echoes the session id and the password: the error names
+    the status and the message, with both redacted."""
+    api, _ = servers
+    with_login(api, ["sess-echoed-77aa99bb"])
+
+    async def refuse(request: web.Request) -> web.Response:
+        echoed = f"session {request.headers['X-SESSION-ID']} of {SIM_PASSWORD} may not read this file"
+        return web.json_response({"error": "Forbidden", "message": echoed}, status=403)
+
+    api.app.router.add_get("/f.csv", refuse)
+    await start(api)
+    async with session_client(api.url) as client:
+        with pytest.raises(Exception, match="403 Forbidden to download") as caught:
+            await read_all(client, api.url + "/f.csv")
+    assert "may not read this file" in str(caught.value)
+    assert "sess-echoed-77aa99bb" not in str(caught.value) and SIM_PASSWORD not in str(caught.value)

@@ -144,7 +144,7 @@ async def test_verified_counts_in_status_and_report(pg, engine, vsim, vsettings,
     assert code == 0 and (got["submitted_verified"], got["submitted_still_present"]) == (1, 1)
     code, out, _ = await run_cli(db_url, vsim.url, "status")
     line = next(x for x in out.splitlines() if x.startswith("backups:"))
-    assert "1 submitted requests verified" in line and "1 still present" in line
+    assert "1 submitted request verified" in line and "1 still present" in line
 
     buf = io.StringIO()
     now = datetime.now(UTC)
