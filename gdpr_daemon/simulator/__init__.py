@@ -1,6 +1,6 @@
 """The OwnBackup API simulator: a stateful aiohttp.web server with fault injection.
 
-It speaks every call of the API table in DESIGN.md (session and OAuth bearer
+It speaks every call of the vendor's published API reference (session and OAuth bearer
 authentication, services, backups and their CSV downloads, exports and jobs, seeding,
 automations, GDPR forget and rectify, the account event history) and can be told to fail
 in the ways the real service fails (latency, 429 bursts, 5xx, dying sessions, refusals,

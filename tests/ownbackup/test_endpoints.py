@@ -9,7 +9,7 @@ import pytest
 from gdpr_daemon.ownbackup import REGIONS, Endpoints, region_url
 from gdpr_daemon.ownbackup.endpoints import check_base_url, is_loopback_host
 
-DESIGN_TABLE = {
+PUBLISHED_PATHS = {
     "login": "/api/auth/v1/login",
     "logout": "/api/auth/v1/logout",
     "services": "/api/v1/services",
@@ -36,7 +36,7 @@ DESIGN_TABLE = {
 
 
 def test_regions_are_designs() -> None:
-    """REGIONS is exactly DESIGN.md's list, in its order."""
+    """REGIONS is exactly the vendor's list of regions, in its order."""
     assert REGIONS == (
         "app1", "useast2", "hipaa1", "hipaa4", "usgov2", "ca1", "ca4",
         "emea1", "emea2", "emea4", "uk1", "au1", "au4",
@@ -62,17 +62,17 @@ def test_unknown_region_lists_valid_ones() -> None:
 
 
 def test_endpoint_defaults_are_the_design_table() -> None:
-    """The default paths are DESIGN.md's contract, one field per call."""
-    assert dataclasses.asdict(Endpoints()) == DESIGN_TABLE
-    assert Endpoints.names() == tuple(DESIGN_TABLE)
+    """The default paths are the published API's, one field per call."""
+    assert dataclasses.asdict(Endpoints()) == PUBLISHED_PATHS
+    assert Endpoints.names() == tuple(PUBLISHED_PATHS)
 
 
 def test_with_overrides_replaces_only_given_paths() -> None:
     """with_overrides returns a copy with some paths changed and the rest kept."""
     e = Endpoints().with_overrides({"gdpr_forget": "/v2/{service_id}/forget"})
     assert e.gdpr_forget == "/v2/{service_id}/forget"
-    assert e.gdpr_rectify == DESIGN_TABLE["gdpr_rectify"]
-    assert Endpoints().gdpr_forget == DESIGN_TABLE["gdpr_forget"]
+    assert e.gdpr_rectify == PUBLISHED_PATHS["gdpr_rectify"]
+    assert Endpoints().gdpr_forget == PUBLISHED_PATHS["gdpr_forget"]
 
 
 def test_with_overrides_refuses_unknown_names() -> None:

@@ -68,7 +68,7 @@ def test_authentication_error_is_not_a_client_error() -> None:
     ],
 )
 def test_error_for_status_picks_the_most_specific_class(status: int, cls: type) -> None:
-    """Each status maps to exactly the class DESIGN.md's transient/permanent rules ask."""
+    """Each status maps to exactly the class the transient/permanent rules ask."""
     error = error_for_status(status, endpoint="gdpr_forget")
     assert type(error) is cls
     assert error.status == status
