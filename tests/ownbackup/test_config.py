@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
 from gdpr_daemon import __version__
 from gdpr_daemon.ownbackup import (
+    VENDOR_CLIENT_ID,
+    VENDOR_TOKEN_URL,
     ClientConfig,
     Endpoints,
     OAuthAuth,
@@ -61,6 +64,31 @@ def test_plain_http_token_url_refused() -> None:
             base_url="https://emea1.owndata.com",
             auth=OAuthAuth("http://login.example.com/oauth/token", "cid", "tok"),
         )
+
+
+def test_token_url_on_another_host_follows_the_same_rules() -> None:
+    """The vendor's token URL (another host than the API) is accepted; loopback http for a simulator too."""
+    vendor = OAuthAuth.vendor("tok")
+    assert (vendor.token_url, vendor.client_id) == (VENDOR_TOKEN_URL, VENDOR_CLIENT_ID)
+    assert VENDOR_TOKEN_URL.startswith("https://auth.owndata.com/")
+    assert ClientConfig(base_url="https://emea1.owndata.com", auth=vendor).auth == vendor
+    local = OAuthAuth("http://127.0.0.1:8089/oauth2/aus4c3z3l8FqrbqDU4h7/v1/token", VENDOR_CLIENT_ID, "tok")
+    assert ClientConfig(base_url="https://emea1.owndata.com", auth=local)
+    with pytest.raises(ValueError, match="token URL"):
+        ClientConfig(base_url="http://127.0.0.1:8089", auth=OAuthAuth("https://auth.example.com/t?x=1", "c", "t"))
+
+
+def test_settings_with_a_plain_http_token_url_exit_as_configuration_error() -> None:
+    """ownbackup_token_url over plain http to another host is a configuration error naming the token URL."""
+    from gdpr_daemon.config import ConfigError, load_settings
+    from gdpr_daemon.daemon import client_config
+
+    settings = load_settings(None, environ={}, ownbackup_region="emea1", ownbackup_auth="oauth",
+                             ownbackup_api_token="tok", ownbackup_token_url="http://auth.example.com/token")  # fmt: skip
+    with pytest.raises(ConfigError, match=re.escape("token URL 'http://auth.example.com/token' uses plain http")):
+        client_config(settings)
+    defaults = load_settings(None, environ={}, ownbackup_region="emea1", ownbackup_auth="oauth", ownbackup_api_token="t")
+    assert client_config(defaults).auth.token_url == VENDOR_TOKEN_URL  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
