@@ -351,6 +351,11 @@ BEGIN
     IF nullif(btrim(NEW.requested_by), '') IS NULL OR NOT {S}.gdpr_acts_as_owner(session_user) THEN
         NEW.requested_by := session_user;
     END IF;
+    -- Said here, before the deadline is computed from it (the CHECK on due_at would come first).
+    IF NOT (NEW.received_at >= 'MIN_DATE' AND NEW.received_at < 'MAX_RECEIVED') THEN
+        RAISE EXCEPTION 'received_at % is not between 2000 and 2199', NEW.received_at
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'received_at_from_2000_to_2199';
+    END IF;
     NEW.due_at := coalesce(NEW.due_at, {S}.gdpr_due_at(NEW.received_at));
     IF NEW.status = 'pending' AND coalesce(
         (SELECT s.value = 'true'::jsonb FROM {S}.gdpr_daemon_settings s WHERE s.key = 'require_approval'), false)
