@@ -151,3 +151,24 @@ async def test_verified_counts_in_status_and_report(pg, engine, vsim, vsettings,
     await write_requests_report(engine, buf, "json", since=now - timedelta(days=1), until=now + timedelta(days=1))
     summary = json.loads(buf.getvalue())["summary"]
     assert (summary["verified"], summary["still_present"]) == (1, 1)
+
+
+async def test_purged_record_id_is_still_verified_by_its_digest(pg, engine, vsim, vsettings, db_url) -> None:  # type: ignore[no-untyped-def]
+    """After the retention purge replaced the record id by its SHA-256, verify still finds (or misses)
+    the record by comparing digests of the Id column."""
+    from gdpr_daemon.db.integrity import purge
+
+    settings = vsettings()
+    held = await enter_forget(pg, contact(50))
+    await back_up_now(settings, vsim, complete=False)
+    await submit_all(settings)
+    vsim.clock.advance(10)
+    await pg.execute("UPDATE gdpr_requests SET updated_at = now() - interval '400 days' WHERE id = $1", held)
+    result = await purge(engine, retention_days=365, history_days=0, actor="test")
+    assert result.requests_purged == 1
+    assert await pg.fetchval("SELECT record_id FROM gdpr_requests WHERE id = $1", held) == "purged"
+    code, out, _ = await run_cli(db_url, vsim.url, "requests", "verify", str(held))
+    assert code == 1 and f"request {held}: still present in backup " in out, out
+    later = await back_up_now(settings, vsim)
+    code, out, _ = await run_cli(db_url, vsim.url, "requests", "verify", str(held))
+    assert code == 0 and f"verified: record absent from backup {later} " in out, out
