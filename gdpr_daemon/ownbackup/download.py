@@ -141,7 +141,7 @@ async def stream(conn: Connection, link: str, *, chunk_bytes: int = CHUNK_BYTES)
         try:
             yield _chunks(resp, chunk_bytes, cfg.timeout)
         finally:
-            resp.close()  # unread rest: the connection is closed, never reused half-read
+            resp.release()  # read to the end: back to the pool; stopped early: the connection is closed
     except OwnBackupError as exc:
         conn._record(exc)
         raise
