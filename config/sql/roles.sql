@@ -126,5 +126,5 @@ GRANT SELECT (id, account, event_id, after_event_id, occurrence, reason, raw_sha
 GRANT SELECT (id, request_type, service_id, table_name, field, external_ref, received_at, due_at,
               original_due_at, status, attempts, next_attempt_at, ownbackup_request_id, last_error,
               created_at, updated_at, submitted_at, confirmed_at, value_sha256, record_id_sha256,
-              requested_by, approved_by, entered_login, approved_login, purged_at)
+              requested_by, approved_by, entered_login, approved_login, purged_at, lease_owner, lease_expires_at)
     ON gdpr_requests TO gdpr_auditor;
