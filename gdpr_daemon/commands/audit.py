@@ -199,6 +199,9 @@ async def cmd_report(args: argparse.Namespace) -> int:
     if args.output != "-" and not Path(args.output).resolve().parent.is_dir():  # noqa: ASYNC240 - once, at start
         print(f"gdpr-daemon: cannot write {args.output}: its directory does not exist", file=sys.stderr)
         return EXIT_USAGE
+    if args.output != "-" and Path(args.output).is_dir():  # noqa: ASYNC240 - once, at start
+        print(f"gdpr-daemon: cannot write {args.output}: it is a directory; name a file", file=sys.stderr)
+        return EXIT_USAGE
     settings = settings_from_args(args)
     setup_logging(settings, quiet=True)
     engine = make_engine(settings.require_database(), pool_size=1)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gdpr_daemon.commands.common import actor, settings_from_args, setup_logging
+from gdpr_daemon.commands.common import ACTOR, actor, settings_from_args, setup_logging
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 
@@ -174,8 +174,12 @@ async def cmd_import(args: argparse.Namespace) -> int:
     if outcome.problems:
         for p in outcome.problems:
             print(p, file=sys.stderr)
+        total = len(outcome.problems) + outcome.more_problems
+        if outcome.more_problems:
+            print(f"(and {outcome.more_problems} more problems on later lines, not shown: fix these first)",
+                  file=sys.stderr)  # fmt: skip
         print(f"import refused: {outcome.bad_lines} of {outcome.records} lines have problems "
-              f"({len(outcome.problems)} in all); nothing was imported.", file=sys.stderr)  # fmt: skip
+              f"({total} in all); nothing was imported.", file=sys.stderr)  # fmt: skip
         return EXIT_FAILURE
     if args.check:
         print(f"{path.name}: {outcome.records} lines, {outcome.requests} requests, no problems found; "
@@ -217,7 +221,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     s.add_argument("--check", action="store_true", help="check the file only; import nothing")
     s.add_argument("--progress", action="store_true",
                    help="show progress on standard error (the default when it is a terminal)")  # fmt: skip
-    s.add_argument("--actor", metavar="NAME",
+    s.add_argument("--actor", metavar="NAME", type=ACTOR,
                    help="who enters the requests, where the file has no requested_by "
                    "(default: your user name)")  # fmt: skip
     s.set_defaults(func=cmd_import)

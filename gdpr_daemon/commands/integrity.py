@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gdpr_daemon.commands.common import actor, settings_from_args, setup_logging
+from gdpr_daemon.commands.common import ACTOR, actor, settings_from_args, setup_logging
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -96,5 +96,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--dry-run", action="store_true", help="count what would be purged, change nothing")
     p.add_argument("--days", type=_days, metavar="N", help="override retention_days for this run")
     p.add_argument("--history-days", type=_days, metavar="N", help="override retention_history_days for this run")
-    p.add_argument("--actor", metavar="NAME", help="who purges, for the history (default: your user name)")
+    p.add_argument("--actor", metavar="NAME", type=ACTOR, help="who purges, for the history (default: your user name)")
     p.set_defaults(func=cmd_purge)

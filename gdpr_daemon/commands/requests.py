@@ -8,7 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from gdpr_daemon.commands.common import actor, settings_from_args, setup_logging
+from gdpr_daemon.commands.common import ACTOR, COMMENT, REASON, actor, settings_from_args, setup_logging
+from gdpr_daemon.db.tables import MAX_VALUE_LENGTH
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -61,7 +62,8 @@ async def cmd_submit(args: argparse.Namespace) -> int:
     setup_logging(settings, quiet=True)
     value = args.value if args.kind == "rectify" else None
     if args.kind == "rectify" and value == "-":
-        value = sys.stdin.readline().rstrip("\n")
+        # Bounded: a value longer than a rectify value may be is refused below, not read whole.
+        value = sys.stdin.readline(MAX_VALUE_LENGTH + 2).rstrip("\n")
     req = NewRequest(
         request_type=args.kind,
         service_id=1 if args.all_services else args.service_id,  # a placeholder with --all-services
@@ -310,9 +312,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
             k.add_argument("--value", required=True, metavar="V",
                            help="the corrected value; '-' reads it from standard input (keeps it out of "
                            "shell history)")  # fmt: skip
-        k.add_argument("--comment", metavar="C", help="free text passed to the OwnBackup API")
+        k.add_argument("--comment", metavar="C", type=COMMENT, help="free text passed to the OwnBackup API")
         k.add_argument("--external-ref", metavar="X", help="your case or ticket id (unique)")
-        k.add_argument("--actor", metavar="NAME", help="who enters it (default: your user name)")
+        k.add_argument("--actor", metavar="NAME", type=ACTOR, help="who enters it (default: your user name)")
         k.set_defaults(func=cmd_submit)
 
     s = sub.add_parser("requests", help="list, show, approve, extend, verify, retry or cancel requests")
@@ -342,29 +344,31 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                         "approver must differ from who entered each request; both names go into the "
                         "history.")  # fmt: skip
     a.add_argument("ids", nargs="+", metavar="ID", type=_ids_arg, help="request id, or a range like 12-20")
-    a.add_argument("--actor", metavar="NAME", help="who approves (default: your user name)")
+    a.add_argument("--actor", metavar="NAME", type=ACTOR, help="who approves (default: your user name)")
     a.set_defaults(func=cmd_requests)
     a = acts.add_parser("extend", help="extend a deadline once by up to two further months (GDPR Art. 12(3))",
                         description="Extend the deadline of an open request once, within its first month, "
                         "by one or two further months counted from receipt. The reason goes into the history; "
                         "tell the data subject of it.")  # fmt: skip
     a.add_argument("id", type=int)
-    a.add_argument("--reason", required=True, metavar="TEXT", help="why (for the history and the data subject)")
+    a.add_argument("--reason", required=True, metavar="TEXT", type=REASON,
+                   help="why (for the history and the data subject)")  # fmt: skip
     a.add_argument("--months", type=int, choices=(1, 2), default=2, help="further months (default 2)")
-    a.add_argument("--actor", metavar="NAME", help="who extends it (default: your user name)")
+    a.add_argument("--actor", metavar="NAME", type=ACTOR, help="who extends it (default: your user name)")
     a.set_defaults(func=cmd_requests)
     a = acts.add_parser("verify", help="prove an erasure in the backups: look for the record in the newest backup",
                         description=VERIFY_HELP)  # fmt: skip
     a.add_argument("ids", nargs="+", metavar="ID", type=_ids_arg, help="request id, or a range like 12-20")
     a.add_argument("--format", choices=("table", "json"), default="table", help="output format")
-    a.add_argument("--actor", metavar="NAME", help="who verifies, for the history (default: your user name)")
+    a.add_argument("--actor", metavar="NAME", type=ACTOR,
+                   help="who verifies, for the history (default: your user name)")  # fmt: skip
     a.set_defaults(func=cmd_verify)
     a = acts.add_parser("retry", help="send a failed or rejected request again")
     a.add_argument("id", type=int)
-    a.add_argument("--actor", metavar="NAME", help="who retries it (default: your user name)")
+    a.add_argument("--actor", metavar="NAME", type=ACTOR, help="who retries it (default: your user name)")
     a.set_defaults(func=cmd_requests)
     a = acts.add_parser("cancel", help="cancel a request not yet submitted")
     a.add_argument("id", type=int)
-    a.add_argument("--reason", metavar="TEXT", help="why, for the history")
-    a.add_argument("--actor", metavar="NAME", help="who cancels it (default: your user name)")
+    a.add_argument("--reason", metavar="TEXT", type=REASON, help="why, for the history")
+    a.add_argument("--actor", metavar="NAME", type=ACTOR, help="who cancels it (default: your user name)")
     a.set_defaults(func=cmd_requests)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -98,13 +99,24 @@ def redact_parameters(parameters: str | None) -> str | None:
 
 @contextlib.contextmanager
 def open_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
-    """``-``: standard output.  A file: written beside it and renamed into place at the
-    end, so a report that fails half way never leaves half a file under the name."""
+    """``-``: standard output.  A regular file (or a new name): written beside it and
+    renamed into place at the end, so a report that fails half way never leaves half a
+    file under the name; through a symbolic link, the file it points to.  Anything else
+    (a FIFO, ``/dev/null``, a terminal) is written in place, as a shell redirection
+    would: renaming over it would replace a device with a regular file."""
     if str(path) == "-":
         yield sys.stdout
         sys.stdout.flush()
         return
-    target = Path(path)
+    target = Path(os.path.realpath(path))
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        with target.open("w", encoding="utf-8", newline="") as fh:
+            yield fh
+        return
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent or ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
