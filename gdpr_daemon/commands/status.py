@@ -126,8 +126,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "status",
         help="the queue, the deadlines and the event history at a glance",
         description="Requests by status with what needs a person, deadlines (overdue, due within "
-        f"{SOON_DAYS} days, the next one), the daemon processes holding claims, and how far the "
-        "account event history has been pulled. Read-only; needs the database, not the API.",
+        f"{SOON_DAYS} days, the next one), the daemon processes holding claims, how far the "
+        "account event history has been pulled, and how many submitted requests a check of a later backup "
+        "proved (`requests verify`). Read-only; needs the database, not the API.",
     )
     s.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     s.set_defaults(func=cmd_status)
