@@ -6,22 +6,11 @@ that ends ``failed`` or ``rejected`` is the system working, not a run-time failu
 
 from __future__ import annotations
 
-import signal
-
-
-def _stop_while_starting(_signum: int, _frame: object) -> None:
-    """SIGTERM before `run` has started its loop: nothing is claimed or written yet, so leave at once, cleanly."""
-    raise SystemExit(0)
-
-
-# Installed before the heavy imports below, which take most of a start: a SIGTERM then
-# ends `run` with exit 0 instead of the signal's default death.  main() hands SIGTERM back
-# to its default for every other command, and `run` replaces it with its drain handler.
-signal.signal(signal.SIGTERM, _stop_while_starting)
-
 import argparse
 import asyncio
+import signal
 import sys
+import threading
 from collections.abc import Coroutine
 from typing import Any
 
@@ -211,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.func is not cmd_run or args.once:
+    # `python -m gdpr_daemon` and the console script catch SIGTERM while starting (see
+    # __main__); only `run` keeps that until it installs its drain handler.
+    if (args.func is not cmd_run or args.once) and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     from gdpr_daemon.daemon import StartupError
     from gdpr_daemon.db.requests import RequestError
