@@ -11,12 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from gdpr_daemon.safetext import escape_controls
+from gdpr_daemon.safetext import escape_controls, json_text
 
 
 def fmt(value: Any) -> str:
@@ -47,16 +46,8 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-# What json.dumps(ensure_ascii=False) leaves raw but a terminal would act on: C1 controls,
-# line separators, bidi controls and lone surrogates (C0 controls it escapes itself).
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
 def to_json(data: Any) -> str:
-    text = json.dumps(data, default=_json_default, indent=2, ensure_ascii=False)
-    if _JSON_UNSAFE.search(text):
-        text = _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    return text
+    return json_text(json.dumps(data, default=_json_default, indent=2, ensure_ascii=False))
 
 
 def csv_safe(value: Any) -> str:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
-__all__ = ["REDACTED", "escape_controls", "mask_url", "scrub", "secret_forms"]
+__all__ = ["REDACTED", "escape_controls", "json_text", "mask_url", "scrub", "secret_forms"]
 
 REDACTED = "[redacted]"
 
@@ -49,6 +49,19 @@ def escape_controls(text: str) -> str:
     if not _UNSAFE.search(text):
         return text
     return _UNSAFE.sub(_escape, text)
+
+
+# What json.dumps(ensure_ascii=False) leaves raw but a terminal would act on: C1 controls,
+# line separators, bidi controls and lone surrogates (it escapes C0 controls itself).
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def json_text(dumped: str) -> str:
+    """JSON text (from ``json.dumps(..., ensure_ascii=False)``) with those characters as
+    ``\\uXXXX`` escapes: the same JSON once parsed, safe on a terminal."""
+    if not _JSON_UNSAFE.search(dumped):
+        return dumped
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", dumped)
 
 
 #: A value shorter than this is replaced only where it stands alone (not inside a word or a

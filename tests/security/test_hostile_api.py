@@ -15,6 +15,7 @@ import threading
 from urllib.parse import quote_plus
 
 import aiohttp
+import asyncpg
 import psutil
 import pytest
 
@@ -138,8 +139,6 @@ async def test_readyz_check_and_services_show_no_echo(hostile, db_url, sim_url, 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = await start_daemon(db_url, url, log_file, GDPR_DAEMON_HEALTH_ADDRESS=f"127.0.0.1:{port}")
-    import asyncpg
-
     pg = await asyncpg.connect(db_url)
     try:
         await forget(pg, "GOOD-1")  # its service must be looked up: the call that fails

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gdpr_daemon.render import csv_safe
+from gdpr_daemon.safetext import json_text
 
 __all__ = [
     "FORMATS",
@@ -79,7 +80,7 @@ def json_scalar(value: Any) -> str:
     """A JSON value from a database scalar (Decimal as a number)."""
     if isinstance(value, Decimal):
         return str(value)
-    return json.dumps(value, ensure_ascii=False)
+    return json_text(json.dumps(value, ensure_ascii=False))
 
 
 def _redact(obj: Any) -> Any:
@@ -94,7 +95,7 @@ def redact_parameters(parameters: str | None) -> str | None:
     """Event parameters (JSON text) with any value-holding key replaced by ``[redacted]``."""
     if parameters is None or "value" not in parameters.lower():
         return parameters
-    return json.dumps(_redact(json.loads(parameters)), ensure_ascii=False)
+    return json_text(json.dumps(_redact(json.loads(parameters)), ensure_ascii=False))
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from html import escape
 from typing import Any, TextIO
 
 from gdpr_daemon import __version__
+from gdpr_daemon.safetext import escape_controls
 
 __all__ = ["cell", "close_page", "figures_table", "open_page", "table_end", "table_head", "table_row"]
 
@@ -62,7 +63,7 @@ def close_page(out: TextIO) -> None:
 
 
 def cell(value: Any, *, num: bool = False) -> str:
-    text = "" if value is None else escape(value if isinstance(value, str) else _plain(value))
+    text = "" if value is None else escape(escape_controls(value if isinstance(value, str) else _plain(value)))
     return f'<td class="num">{text}</td>' if num else f"<td>{text}</td>"
 
 
