@@ -61,14 +61,15 @@ def systemd_analyze() -> str:
 
 
 def unit_with_stub_exec(tmp_path: Path) -> Path:
-    """The unit verbatim but for ExecStart's path, which points at a stub: verify wants it executable."""
+    """The unit verbatim but for the Exec lines' path, which points at a stub: verify wants it executable."""
     stub = tmp_path / "gdpr-daemon"
     stub.write_text("#!/bin/sh\nexit 0\n")
     stub.chmod(0o755)
     unit = tmp_path / "gdpr-daemon.service"
     text = UNIT.read_text(encoding="utf-8")
-    assert text.count(f"ExecStart={EXEC} ") == 1
-    unit.write_text(text.replace(f"ExecStart={EXEC} ", f"ExecStart={stub} "))
+    assert text.count(f"ExecStart={EXEC} ") == 1 and text.count(f"ExecStartPre={EXEC} ") == 1
+    unit.write_text(text.replace(f"ExecStart={EXEC} ", f"ExecStart={stub} ")
+                    .replace(f"ExecStartPre={EXEC} ", f"ExecStartPre={stub} "))  # fmt: skip
     return unit
 
 
