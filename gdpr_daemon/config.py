@@ -410,7 +410,7 @@ def load_settings(
         if allowed and err["type"] in _RANGE_ERRORS:
             msg = f"must be {allowed}"
         shown = "" if key in ("ownbackup_password", "ownbackup_api_token") else f" (got {_shown(err.get('input'))})"
-        if key in ("database_url", "database_listen_url"):
+        if key.startswith("database_") and key.endswith("_url"):
             shown = mask_url(shown)
         raise ConfigError(f"{key} ({env_name(key)}): {msg}{shown}") from None
 
