@@ -17,6 +17,7 @@ Two pure functions every output path and the API client use:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -69,11 +70,12 @@ def json_text(dumped: str) -> str:
 SHORT = 4
 
 
-def secret_forms(secret: str) -> set[str]:
+@functools.lru_cache(maxsize=256)  # the password and session ids come again and again
+def secret_forms(secret: str) -> frozenset[str]:
     """The forms in which a server could echo ``secret``: as sent, URL-encoded, JSON-escaped."""
     forms = {secret, quote_plus(secret), quote(secret, safe=""), json.dumps(secret)[1:-1],
              json.dumps(secret, ensure_ascii=False)[1:-1]}  # fmt: skip
-    return {f for f in forms if f}
+    return frozenset(f for f in forms if f)
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
