@@ -148,6 +148,8 @@ async def store_far_dates(pg) -> list[int]:
     return ids
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # ten commands, each a new process
 async def test_far_dates_render_everywhere(db_url, sim_url, pg):
     """received_at = '12000-01-01' (and 44 BC): requests list, show, status and the reports still work."""
     far, old = await store_far_dates(pg)
@@ -165,6 +167,8 @@ async def test_far_dates_render_everywhere(db_url, sim_url, pg):
 # ---- control characters ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # ten commands, each a new process
 async def test_control_characters_shown_escaped(db_url, sim_url, pg):
     """ESC, BEL, a C1 CSI and a bidi override in a comment, a requester's name and a cancel reason never reach
     the terminal raw: not in list, show (table or JSON), status nor any report format."""
