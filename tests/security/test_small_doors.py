@@ -38,6 +38,7 @@ async def test_report_to_dev_null_keeps_the_device(db_url, sim_url):
     if os.geteuid() != 0:
         pytest.skip("needs root: only root could replace /dev/null with a file")
     before = os.stat("/dev/null")
+    assert stat.S_ISCHR(before.st_mode), "/dev/null was no device before the test: something replaced it already"
     code, _out, err = await run_cli(db_url, sim_url, "report", "requests", *PERIOD, "--format", "csv", "-o", "/dev/null")
     after = os.stat("/dev/null")
     assert code == 0, err
