@@ -40,6 +40,21 @@ CONSTRAINTS = {
     "deadline_extension_at_most_two_months": "a deadline can be extended by at most two further months",
     "deadline_not_earlier": "a deadline cannot be moved earlier",
     "original_due_at_set_by_extension": "original_due_at is set by the database when a deadline is extended",
+    "received_at_from_2000_to_2199": "received_at must be a date from 2000 to 2199",
+    "due_at_from_2000_to_2200": "due_at must be a date from 2000 to 2200",
+    "requested_by_at_most_255_characters": "requested_by is longer than 255 characters",
+    "requested_by_no_control_characters": "requested_by contains a control character",
+    "approved_by_at_most_255_characters": "approved_by is longer than 255 characters",
+    "approved_by_no_control_characters": "approved_by contains a control character",
+    "history_detail_at_most_4000_characters": "a history sentence is longer than 4000 characters",
+    "history_actor_at_most_255_characters": "a history actor is longer than 255 characters",
+    "entered_fields_unchanged": "what the DPO entered cannot be changed by this database role",
+    "value_only_erased": "the rectify value can only be erased (its SHA-256 kept), not changed",
+    "value_sha256_is_its_digest": "value_sha256 must be the SHA-256 of the rectify value",
+    "retention_floor_only_raised": (
+        "only the schema owner can shorten a retention period: run `gdpr-daemon migrate` as the owner"
+    ),
+    "retention_floor_is_days": "a retention period is a whole number of days from 0 to 36500",
 }
 
 

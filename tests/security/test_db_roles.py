@@ -146,6 +146,7 @@ CHECKS = [
     ("received in the year 12000", "received_at", "'12000-01-01'", "received_at_from_2000_to_2199"),
     ("received before 2000", "received_at", "'1999-12-31'", "received_at_from_2000_to_2199"),
     ("received in 2200", "received_at", "'2200-01-01'", "received_at_from_2000_to_2199"),
+    ("deadline set by hand in 2300", "due_at", "'2300-01-01'", "due_at_from_2000_to_2200"),
     ("requested_by of 256 characters", "requested_by", "repeat('x', 256)", "requested_by_at_most_255_characters"),
     ("requested_by on two lines", "requested_by", "E'a\\nb'", "requested_by_no_control_characters"),
 ]  # fmt: skip
