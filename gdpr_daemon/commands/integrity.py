@@ -14,6 +14,13 @@ Each line ends with the chain's head as CHAIN:SEQ:HASH. Keep it somewhere the da
 administrators cannot change (a ticket, the audit report): `audit verify --anchor` with it
 later proves the history up to that row was not rewritten since, which the chain alone
 cannot prove against someone who may rewrite every row.
+
+An anchor whose row the retention purge has removed since can no longer be compared: the
+line says ANCHOR NOT CHECKED with the date of that purge, and the exit status is 1. Record
+the head this run prints as the new anchor. (An anchor that is exactly the last row a
+purge removed is still compared, against the hash the purge's checkpoint kept.)
+Account events are checked as the view audit_events_masked shows them: record ids,
+values and comments as sha256: digests, which is what their hash covers.
 """
 
 

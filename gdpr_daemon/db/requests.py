@@ -217,8 +217,10 @@ def same_person(a: str | None, b: str | None) -> bool:
 async def approve_requests(engine: AsyncEngine, ids: Sequence[int], *, actor: str) -> list[int]:
     """Four eyes: move requests from awaiting_approval to pending, all or none.
 
-    Refused (every reason, one line each) when a request does not await approval or when
-    ``actor`` is who entered it.  Both names go into the history.
+    Refused (every reason, one line each) when a request does not await approval, when the
+    approver is who entered it, or when nobody knows who entered it.  The approver is the
+    database login; ``actor`` counts only for a login acting as the schema owner (migration
+    0005).  Both names go into the history.
     """
     if not actor.strip():
         raise RequestError("give the approver's name with --actor")
