@@ -135,12 +135,24 @@ def candidates(backups: Sequence[Backup], submitted_at: datetime) -> list[Backup
 
 
 def section_named(sections: Sequence[BackupObject], table_name: str) -> BackupObject | None:
-    """The section of ``table_name`` (Salesforce API names are case-insensitive)."""
+    """The section of ``table_name``: its exact name, else the same name in another case
+    (Salesforce API names are case-insensitive), else its plural (one public client of the
+    API asks for sections named ``Accounts`` and ``Custom_Object__cs``)."""
     for s in sections:
         if s.name == table_name:
             return s
-    folded = table_name.casefold()
-    return next((s for s in sections if s.name.casefold() == folded), None)
+    for names in ({table_name.casefold()}, _plurals(table_name.casefold())):
+        found = next((s for s in sections if s.name.casefold() in names), None)
+        if found is not None:
+            return found
+    return None
+
+
+def _plurals(name: str) -> set[str]:
+    forms = {name + "s", name + "es"}
+    if name.endswith("y") and not name.endswith("__y"):
+        forms.add(name[:-1] + "ies")
+    return forms
 
 
 async def verify_request(

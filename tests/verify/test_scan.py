@@ -127,3 +127,19 @@ async def test_invalid_utf8_does_not_stop_the_scan() -> None:
 def test_target_repr_hides_the_record_id() -> None:
     """A Target's repr (in a traceback or a log) never shows the record id."""
     assert RID not in repr(Target(record_id=RID)) and RID not in repr(Target(RID, None, "Email", sha("v")))
+
+
+def test_section_found_by_exact_case_insensitive_or_plural_name() -> None:
+    """A request's table names its section exactly, in another case, or in the plural some clients see."""
+    from gdpr_daemon.ownbackup.models import BackupObject
+    from gdpr_daemon.verify.verifier import section_named
+
+    def sections(*names: str) -> list[BackupObject]:
+        return [BackupObject.from_json({"id": i, "name": n}) for i, n in enumerate(names, 1)]
+
+    assert section_named(sections("Accounts", "Account"), "Account").name == "Account"  # exact wins
+    assert section_named(sections("contact"), "Contact").name == "contact"
+    assert section_named(sections("Accounts", "Opportunities"), "Account").name == "Accounts"
+    assert section_named(sections("Opportunities"), "Opportunity").name == "Opportunities"
+    assert section_named(sections("Custom_Object__cs"), "Custom_Object__c").name == "Custom_Object__cs"
+    assert section_named(sections("Lead", "Case"), "Contact") is None
