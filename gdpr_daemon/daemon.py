@@ -2,7 +2,10 @@
 
 ``Daemon.run`` is the long-running service (until its stop event), ``Daemon.run_once``
 the one-shot ``run --once``.  Periodic work runs as APScheduler jobs: the poll that
-backs up LISTEN/NOTIFY, the lease reaper, the service list refresh and the event pull.
+backs up LISTEN/NOTIFY, the service list refresh and the event pull.  The lease look-out
+is a task of its own, because it times itself: it looks at the other processes' claims
+every ``queue_reaper_interval_seconds`` and again as soon as the earliest of them expires,
+so the claims of a process that stopped are back within about one lease.
 """
 
 from __future__ import annotations
@@ -202,13 +205,37 @@ class Daemon:
         return True
 
     async def _reap(self) -> None:
+        await self._watch_leases()
+
+    async def _watch_leases(self) -> float | None:
+        """Reap other processes' lapsed in-flight claims and wake the worker for their lapsed
+        pending ones (its next claim takes those over); seconds until the next lease of
+        another process expires, None when none is held."""
         try:
-            n = await self.store.reap_expired(self.settings.queue_max_attempts)
-            if n:
-                log.warning("leases_expired", count=n, hint="a process stopped while holding them")
-                self.worker.wake()
+            found = await self.store.reap_expired(self.settings.queue_max_attempts)
         except db_errors() as exc:
             log.warning("database_unavailable", action="reap leases", error=type(exc).__name__)
+            return None
+        if found.reaped:
+            log.warning("leases_expired", count=found.reaped, hint="a process stopped while its calls were under way")
+        if found.stranded:
+            log.info("claims_lapsed", count=found.stranded, hint="a process stopped before sending them; taken over")
+        if found.reaped or found.stranded:
+            self.worker.wake()
+        return found.next_expiry_in
+
+    async def _lease_lookout(self, stop: asyncio.Event) -> None:
+        """:meth:`_watch_leases` every reaper interval, and as soon as the earliest lease of another process expires."""
+        interval = self.settings.queue_reaper_interval_seconds
+        while not stop.is_set():
+            try:
+                soonest = await self._watch_leases()
+            except Exception as exc:  # a bug must not stop the look-out, nor the daemon
+                log.error("lease_lookout_failed", error=repr(exc))
+                soonest = None
+            delay = interval if soonest is None else min(interval, soonest + 0.05)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(delay, 0.05))
 
     async def _refresh_services(self) -> None:
         try:
@@ -242,7 +269,6 @@ class Daemon:
         s = self.settings
         scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         scheduler.add_job(self.worker.wake, "interval", seconds=s.queue_poll_interval_seconds, id="poll")
-        add_job(scheduler, self._reap, "reap-leases", seconds=s.queue_reaper_interval_seconds)
         add_job(scheduler, self._refresh_services, "refresh-services", seconds=s.queue_services_refresh_seconds)
         # One replica pulls at a time (advisory lock); the others skip the round.
         self.events_job = PullJob(self.events, stop)
@@ -319,6 +345,7 @@ class Daemon:
             assert listen_url is not None
             listener = asyncio.create_task(listen(listen_url, self.worker.wake, stop), name="listener")
             worker = asyncio.create_task(self.worker.run(stop), name="queue-worker")
+            lookout = asyncio.create_task(self._lease_lookout(stop), name="lease-lookout")
             self.ready.set()
             log.info("daemon_started", instance=self.settings.instance_name, lease_owner=self.token,
                      concurrency=self.settings.queue_concurrency)  # fmt: skip
@@ -331,7 +358,8 @@ class Daemon:
                 exit_code = 1
                 stop.set()
             log.info("daemon_stopping")
-            await asyncio.gather(worker, listener, return_exceptions=True)
+            lookout.cancel()  # one statement at most, atomic: safe to cut short
+            await asyncio.gather(worker, listener, lookout, return_exceptions=True)
             scheduler.shutdown(wait=False)
             if self.events_job is not None:
                 await self.events_job.drain(self.settings.queue_shutdown_timeout_seconds)

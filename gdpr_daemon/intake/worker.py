@@ -2,17 +2,22 @@
 
 Lifecycle: :meth:`QueueWorker.run` until its stop event is set, then :meth:`drain`.
 Concurrency is bounded globally (``concurrency``) and per service; each claimed request
-runs in its own named task.  Outcomes go through a group-commit recorder: every outcome
-updates its row and writes its history in one transaction, and outcomes that finish
-together share that transaction, which is what lets one process keep up with thousands
-of submissions a second.  Nothing here builds SQL (see ``db/queue.py``) or HTTP (see
-``ownbackup/``).
+runs in its own named task.  A claim is only a lease: once its task holds both
+semaphores, it asks the recorder to *start* it (``in_flight``, the attempt counted, the
+history saying so, committed) and only then makes the call, so a crash can never leave a
+request that was sent looking unsent, nor one that was never sent looking like it may
+have been.  Starts and outcomes go through the same group-commit recorder: what comes
+together shares one statement, which is what lets one process keep up with thousands of
+submissions a second.  Claims held are bounded by what can start soon (``concurrency``
+running plus half as many waiting), so a crash strands few.  Nothing here builds SQL
+(see ``db/queue.py``) or HTTP (see ``ownbackup/``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections import Counter
@@ -71,7 +76,9 @@ class WorkerSettings:
     backoff_max: float = 900.0
 
 
-PREFETCH = 4  # claims held, in multiples of concurrency
+# Claims held beyond those whose calls run: half of concurrency, claimed as one batch once
+# that many slots are free (measured with bench/drain.py, see _room).
+PREFETCH_FRACTION = 0.5
 
 # Per outcome: the log event and the metric child (looked up once, not per request).
 _OUTCOMES = {
@@ -104,7 +111,9 @@ class QueueWorker:
         self._wake = asyncio.Event()
         self._slot = asyncio.Event()
         self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._started: set[int] = set()
+        self._started: set[int] = set()  # asked the recorder to start them (the drain waits for these)
+        self._calling: dict[int, int] = {}  # started, call under way: request id -> attempt number
+        self._list_failures = 0  # the service list could not be fetched, this many times in a row
         self._per_service: Counter[int] = Counter()
         self._service_sems: dict[int, asyncio.Semaphore] = {}
         self._calls = asyncio.Semaphore(settings.concurrency)
@@ -208,23 +217,31 @@ class QueueWorker:
             for w in waits:
                 w.cancel()
 
+    @staticmethod
+    def _prefetch(limit: int) -> int:
+        return max(1, math.ceil(limit * PREFETCH_FRACTION))
+
     def _room(self) -> int:
         """How many rows to claim now: 0 until a worthwhile batch fits.
 
-        The worker holds up to four times ``concurrency`` claims (the calls themselves
-        are bounded by semaphores) and claims at least ``concurrency`` rows at a time, so
-        the claim and outcome statements work in batches instead of a row per finished
-        call; claims waiting their turn keep their lease renewed.  (Measured with
-        bench/drain.py: twice concurrency in batches of half of it was about 15% slower.)
+        The worker holds at most ``concurrency`` claims whose calls run plus half as many
+        waiting for a slot, and claims that half as one batch, so the claim statement
+        works in batches instead of a row per finished call while a crash strands only
+        claims that were about to start.  A claim costs one statement and no history row
+        (a start and an outcome share the recorder's statements), so small batches cost
+        little: bench/drain.py drains as fast as with the four times concurrency held
+        before (see the README's Benchmarks).
         """
         limit = self.settings.concurrency
-        room = PREFETCH * limit - len(self._tasks)
-        if room < limit and self._tasks:
+        batch = self._prefetch(limit)
+        room = limit + batch - len(self._tasks)
+        if room < batch and self._tasks:
             return 0
         return min(room, self.settings.claim_batch)
 
     def _busy_services(self) -> list[int]:
-        limit = PREFETCH * self.settings.per_service_concurrency
+        limit = self.settings.per_service_concurrency
+        limit += self._prefetch(limit)
         return [sid for sid, n in self._per_service.items() if n >= limit]
 
     def _spawn(self, req: ClaimedRequest) -> None:
@@ -236,6 +253,7 @@ class QueueWorker:
     def _done(self, req: ClaimedRequest) -> None:
         self._tasks.pop(req.id, None)
         self._started.discard(req.id)
+        self._calling.pop(req.id, None)
         self._per_service[req.service_id] -= 1
         if self._per_service[req.service_id] <= 0:
             del self._per_service[req.service_id]
@@ -244,14 +262,18 @@ class QueueWorker:
     # ---- one request ------------------------------------------------------------------
 
     async def _work(self, req: ClaimedRequest) -> None:
-        ids = {"request_id": req.id, "service_id": req.service_id, "attempt": req.attempts}
         try:
             outcome = await self._attempt(req)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not lose the request or stop the daemon
-            log.exception("internal_error", **ids)
-            outcome = self._retry_or_fail(req, f"internal error in gdpr-daemon ({type(exc).__name__})", None)
+            attempt = self._calling.get(req.id)
+            log.exception("internal_error", request_id=req.id, service_id=req.service_id, attempt=attempt)
+            message = f"internal error in gdpr-daemon ({type(exc).__name__})"
+            outcome = self._retry_or_fail(req, attempt, message, None) if attempt else self._later(req, message, None)
+        if outcome is None:
+            return
+        ids = {"request_id": req.id, "service_id": req.service_id, "attempt": self._calling.get(req.id)}
         event, counter = _OUTCOMES[outcome.status]
         counter.inc()
         if outcome.status == SUBMITTED:
@@ -262,20 +284,23 @@ class QueueWorker:
             log.warning(event, **ids, error=outcome.error)
         self.recorder.put(outcome)
 
-    async def _attempt(self, req: ClaimedRequest) -> Outcome:
+    async def _attempt(self, req: ClaimedRequest) -> Outcome | None:
+        """The outcome of one claim; None when the claim was lost before its call (nothing to record)."""
         reason = problem(req)
         if reason:
-            return Outcome(req.id, REJECTED, f"rejected: {reason}", error=reason)
+            return Outcome(req.id, REJECTED, f"rejected: {reason}", error=reason, called=False)
         try:
             known = await self.services.contains(req.service_id)
         except OwnBackupError as exc:
-            return self._retry_or_fail(req, f"could not check the service list: {exc}", exc)
+            self._list_failures += 1
+            return self._later(req, f"could not check the service list: {exc}", exc)
+        self._list_failures = 0
         if not known:
             reason = (
                 f"Service {req.service_id} is not one of the OwnBackup account's services; "
                 "correct service_id (see `gdpr-daemon services`) and retry the request."
             )
-            return Outcome(req.id, REJECTED, f"rejected: {reason}", error=reason)
+            return Outcome(req.id, REJECTED, f"rejected: {reason}", error=reason, called=False)
         sem = self._service_sems.setdefault(
             req.service_id, asyncio.Semaphore(self.settings.per_service_concurrency)
         )
@@ -283,6 +308,12 @@ class QueueWorker:
             if not self._claiming:
                 raise asyncio.CancelledError  # shutting down before the call started
             self._started.add(req.id)
+            attempt = await self.recorder.start(req.id)
+            if attempt is None:
+                log.info("claim_lost", request_id=req.id, service_id=req.service_id,
+                         hint="its lease lapsed and another process took it over; not sent")  # fmt: skip
+                return None
+            self._calling[req.id] = attempt
             try:
                 if req.request_type == FORGET:
                     answer = await self.api.gdpr_forget(
@@ -296,45 +327,54 @@ class QueueWorker:
                     )  # fmt: skip
             except AuthenticationError as exc:
                 # The account's credentials, not this request, are wrong: keep it and retry.
-                return self._retry_or_fail(req, str(exc), exc, never_fail=True)
+                return self._retry_or_fail(req, attempt, str(exc), exc, never_fail=True)
             except PermanentError as exc:
-                return Outcome(req.id, FAILED, f"attempt {req.attempts} refused: {exc}", error=str(exc))
+                return Outcome(req.id, FAILED, f"attempt {attempt} refused: {exc}", error=str(exc))
             except OwnBackupError as exc:
-                return self._retry_or_fail(req, str(exc), exc)
+                return self._retry_or_fail(req, attempt, str(exc), exc)
         return Outcome(
             req.id, SUBMITTED, f"submitted to OwnBackup: request id {answer.id}", ownbackup_request_id=answer.id
         )
 
+    def _later(self, req: ClaimedRequest, message: str, exc: BaseException | None) -> Outcome:
+        """Before any call: back to pending for later, no attempt counted (the wait grows while the cause lasts)."""
+        delay = self.retry.delay(max(self._list_failures, 1), exc, self.rng)
+        return Outcome(
+            req.id, PENDING, f"not sent, {message}; next try in {delay:.0f} s",
+            error=message, retry_in=delay, called=False,
+        )  # fmt: skip
+
     def _retry_or_fail(
-        self, req: ClaimedRequest, message: str, exc: BaseException | None, *, never_fail: bool = False
+        self, req: ClaimedRequest, attempt: int, message: str, exc: BaseException | None, *, never_fail: bool = False
     ) -> Outcome:
         # The call may have been carried out although we never saw the answer: say so, so
         # that a second submission of the same request is explained in its history.
         unknown = ""
         if isinstance(exc, RequestTimeout | BadAnswer):
             unknown = " (outcome unknown, OwnBackup may have carried it out)"
-        if req.attempts >= self.settings.max_attempts and not never_fail:
+        if attempt >= self.settings.max_attempts and not never_fail:
             retry = f"retry with `gdpr-daemon requests retry {req.id}`"
-            error = f"{message} (gave up after {req.attempts} attempts; {retry})"
-            detail = f"attempt {req.attempts} failed{unknown}, no attempts left: {message}"
+            error = f"{message} (gave up after {attempt} attempts; {retry})"
+            detail = f"attempt {attempt} failed{unknown}, no attempts left: {message}"
             return Outcome(req.id, FAILED, detail, error=error)
-        delay = self.retry.delay(req.attempts, exc, self.rng)
+        delay = self.retry.delay(attempt, exc, self.rng)
         return Outcome(
-            req.id, PENDING, f"attempt {req.attempts} failed{unknown}: {message}; next attempt in {delay:.0f} s",
+            req.id, PENDING, f"attempt {attempt} failed{unknown}: {message}; next attempt in {delay:.0f} s",
             error=message, retry_in=delay,
         )  # fmt: skip
 
     # ---- leases and shutdown ------------------------------------------------------------
 
     async def renew_leases(self) -> None:
+        """Extend the leases of the claims this process works on (only those: a claim it lost track of lapses)."""
         if self._tasks:
             try:
-                await self.store.renew_leases()
+                await self.store.renew_leases(list(self._tasks))
             except db_errors() as exc:
                 log.warning("database_unavailable", action="renew leases", error=type(exc).__name__)
 
     async def drain(self, timeout: float | None = None) -> None:
-        """Stop claiming; let started calls finish (bounded); release the rest."""
+        """Stop claiming; let started calls finish (bounded); give up the other claims."""
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         self._claiming = False
@@ -345,24 +385,27 @@ class QueueWorker:
             log.info("draining", in_flight=len(self._tasks), bound_seconds=timeout)
             await asyncio.wait(list(self._tasks.values()), timeout=max(deadline - time.monotonic(), 0.1))
         cut = [rid for rid, t in self._tasks.items() if not t.done()]
+        called = [rid for rid in cut if rid in self._calling]
+        not_called = [rid for rid in cut if rid not in self._calling]  # waiting for their start to be written
         for rid in cut:
             self._tasks[rid].cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait(list(self._tasks.values()), timeout=1.0)
-        await self._release(unstarted, started=False, detail="released unstarted at shutdown")
+        # Outcomes first: a claim whose outcome is written has no lease left to give up.
+        await self.recorder.flushed(max(deadline - time.monotonic(), 2.0))
+        await self._release(unstarted + not_called, called=False)
         await self._release(
-            cut,
-            started=True,
+            called,
+            called=True,
             detail="call cut off at shutdown after the drain bound: outcome unknown, it will be submitted again",
         )
-        await self.recorder.flushed(max(deadline - time.monotonic(), 2.0))
 
-    async def _release(self, ids: Sequence[int], *, started: bool, detail: str) -> None:
+    async def _release(self, ids: Sequence[int], *, called: bool, detail: str = "") -> None:
         if not ids:
             return
         try:
-            n = await self.store.release(ids, started=started, detail=detail)
-            log.info("released", count=n, started=started)
+            n = await self.store.release(ids, called=called, detail=detail)
+            log.info("released", count=n, called=called)
         except db_errors() as exc:
             log.warning("release_failed", count=len(ids), error=type(exc).__name__,
-                        hint="the reaper of any replica returns them when their lease expires")  # fmt: skip
+                        hint="any replica takes them over when their lease expires")  # fmt: skip
