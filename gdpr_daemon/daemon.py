@@ -208,19 +208,17 @@ class Daemon:
         await self._watch_leases()
 
     async def _watch_leases(self) -> float | None:
-        """Reap other processes' lapsed in-flight claims and wake the worker for their lapsed
-        pending ones (its next claim takes those over); seconds until the next lease of
-        another process expires, None when none is held."""
+        """Reap other processes' expired claims (their requests go back to the queue, and
+        the worker is woken for them); seconds until the next lease of another process
+        expires, None when none is held."""
         try:
             found = await self.store.reap_expired(self.settings.queue_max_attempts)
         except db_errors() as exc:
             log.warning("database_unavailable", action="reap leases", error=type(exc).__name__)
             return None
         if found.reaped:
-            log.warning("leases_expired", count=found.reaped, hint="a process stopped while its calls were under way")
-        if found.stranded:
-            log.info("claims_lapsed", count=found.stranded, hint="a process stopped before sending them; taken over")
-        if found.reaped or found.stranded:
+            log.warning("leases_expired", count=found.reaped, outcome_unknown=found.unknown,
+                        never_sent=found.never_sent, hint="a process stopped while holding them")  # fmt: skip
             self.worker.wake()
         return found.next_expiry_in
 

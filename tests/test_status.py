@@ -11,22 +11,19 @@ from tests.helpers import database_of, insert_forget, run_cli, with_db
 
 async def _arrange(engine, pg) -> None:  # type: ignore[no-untyped-def]
     """2 in flight (two processes), 2 submitted (1 unconfirmed after a day), 1 failed,
-    1 rejected, 5 pending (2 waiting for a retry, 1 overdue, 1 due in 3 days, 1 claimed by a third
-    process), 1 awaiting approval."""
+    1 rejected, 5 pending (2 waiting for a retry, 1 overdue, 1 due in 3 days), 1 awaiting approval."""
     a = QueueStore(engine, owner="process-a", actor="replica-a", lease_seconds=30)
     b = QueueStore(engine, owner="process-b", actor="replica-b", lease_seconds=30)
-    c = QueueStore(engine, owner="process-c", actor="replica-c", lease_seconds=30)
     await insert_forget(pg, 1001, 6, prefix="DONE")
     done = await a.claim(4)
-    await a.start([d.id for d in done])
     await a.record([
         Outcome(done[0].id, "submitted", "submitted to OwnBackup: request id 1", ownbackup_request_id=1),
         Outcome(done[1].id, "submitted", "submitted to OwnBackup: request id 2", ownbackup_request_id=2),
         Outcome(done[2].id, "failed", "attempt 1 refused: no", error="no"),
         Outcome(done[3].id, "rejected", "rejected: bad", error="bad"),
     ])  # fmt: skip
-    await a.start([r.id for r in await a.claim(1)])
-    await b.start([r.id for r in await b.claim(1)])
+    await a.claim(1)
+    await b.claim(1)
     await pg.execute("UPDATE gdpr_requests SET submitted_at = now() - interval '2 days' WHERE id = $1", done[0].id)
     await pg.execute("UPDATE gdpr_requests SET confirmed_at = now() WHERE id = $1", done[1].id)
     waiting = await insert_forget(pg, 1002, 3, prefix="WAIT")
@@ -41,7 +38,6 @@ async def _arrange(engine, pg) -> None:  # type: ignore[no-untyped-def]
     await write_intake_settings(engine, require_approval=True, holidays=None, authoritative=True)
     await insert_forget(pg, 1003, 1, prefix="FOUR")
     await pg.execute("INSERT INTO event_cursors (account, last_event_id) VALUES ('http://sim', 4242)")
-    assert len(await c.claim(1)) == 1  # claimed, not started: still pending, but held
 
 
 async def test_status_figures_match_the_table(engine, pg, db_url, sim_url):
@@ -52,7 +48,7 @@ async def test_status_figures_match_the_table(engine, pg, db_url, sim_url):
     got = json.loads(out)
     assert got["requests"] == {"awaiting_approval": 1, "pending": 5, "in_flight": 2, "submitted": 2,
                                "failed": 1, "rejected": 1, "cancelled": 0}  # fmt: skip
-    assert got["pending_due_now"] == 3 and got["processes_holding_claims"] == 3 and got["pending_claimed"] == 1
+    assert got["pending_due_now"] == 3 and got["processes_holding_claims"] == 2
     assert got["submitted_unconfirmed"] == 1 and got["unconfirmed_after_hours"] == 24
     assert got["overdue"] == 1 and got["due_within_7_days"] == 1
     assert got["next_deadline"] is not None and got["event_cursor"] == 4242 and got["event_cursor_moved_at"]
@@ -65,8 +61,8 @@ async def test_status_text_says_what_needs_a_person(engine, pg, db_url, sim_url)
     assert code == 0
     lines = {line.split()[0]: line for line in out.splitlines()}
     assert lines["requests:"] == "requests: 12"
-    assert "3 due now, 2 waiting for a retry" in lines["pending"] and "1 claimed, about to be sent" in lines["pending"]
-    assert "held by 3 daemon processes" in lines["in_flight"]
+    assert "3 due now, 2 waiting for a retry" in lines["pending"]
+    assert "held by 2 daemon processes" in lines["in_flight"]
     assert "1 without a confirming account event after 24 h" in lines["submitted"]
     assert "requests approve" in lines["awaiting_approval"] and "retry ID" in lines["failed"]
     assert lines["cancelled"].split() == ["cancelled", "0"]

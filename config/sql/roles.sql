@@ -23,7 +23,8 @@
 --               four eyes refuse a login approving what it entered: give each person
 --               their own login.
 -- gdpr_daemon   what `gdpr-daemon run` needs: the queue's status columns, history and
---               event inserts, the event cursor, its settings and holidays, the
+--               event inserts, its processes' started calls (gdpr_dispatch), the
+--               event cursor, its settings and holidays, the
 --               retention purge (through gdpr_purge_personal_fields, gdpr_scrub_events
 --               and gdpr_purge_chain only, which keep at least the retention floors in
 --               gdpr_daemon_settings; it may raise a floor, never shorten one).  No DDL,
@@ -54,7 +55,8 @@ END $$;
 
 -- Start from nothing in this database, so a re-run after an upgrade drops stale grants.
 REVOKE ALL ON gdpr_requests, gdpr_request_log, gdpr_holidays, gdpr_daemon_settings, audit_events,
-    audit_events_masked, event_cursors, audit_quarantine, integrity_chains, integrity_checkpoints, alembic_version
+    audit_events_masked, event_cursors, audit_quarantine, integrity_chains, integrity_checkpoints, alembic_version,
+    gdpr_dispatch
     FROM gdpr_intake, gdpr_daemon, gdpr_auditor;
 REVOKE ALL ON FUNCTION gdpr_cancel_request(bigint, text, text), gdpr_approve_requests(bigint[], text),
     gdpr_extend_deadline(bigint, integer, text, text), gdpr_retry_request(bigint, text),
@@ -102,6 +104,8 @@ GRANT UPDATE (status, attempts, next_attempt_at, ownbackup_request_id, last_erro
               confirmed_at, value, value_sha256, lease_owner, lease_expires_at, updated_at)
     ON gdpr_requests TO gdpr_daemon;
 GRANT INSERT ON gdpr_request_log, audit_events, audit_quarantine TO gdpr_daemon;
+-- Its processes' started calls, written before each call goes out and read by the reaper.
+GRANT SELECT, INSERT, UPDATE, DELETE ON gdpr_dispatch TO gdpr_daemon;
 GRANT INSERT, UPDATE ON event_cursors TO gdpr_daemon;
 -- Written from its configuration at start-up (require_approval, holidays, daily marks).
 GRANT INSERT, UPDATE ON gdpr_daemon_settings TO gdpr_daemon;

@@ -43,7 +43,6 @@ def as_dict(f: StatusFigures, unconfirmed_after_hours: float) -> dict[str, Any]:
         "pending_due_now": f.due_now,
         "oldest_pending_age_seconds": round(q.oldest_pending_age, 1),
         "processes_holding_claims": f.claimers,
-        "pending_claimed": f.claimed,
         "submitted_unconfirmed": f.unconfirmed,
         "unconfirmed_after_hours": unconfirmed_after_hours,
         "overdue": q.overdue,
@@ -64,7 +63,7 @@ def as_text(f: StatusFigures, unconfirmed_after_hours: float, now: datetime) -> 
     notes = {  # shown beside a status that has requests
         "awaiting_approval": "waiting for a second person: `gdpr-daemon requests approve ID`",
         "pending": f"{f.due_now:,} due now, {n['pending'] - f.due_now:,} waiting for a retry; "
-        f"the oldest entered {oldest}" + (f"; {f.claimed:,} claimed, about to be sent" if f.claimed else ""),
+        f"the oldest entered {oldest}",
         "in_flight": f"held by {f.claimers} daemon process{'es' if f.claimers != 1 else ''}",
         "failed": "need a decision: `gdpr-daemon requests show ID`, then `retry ID` or `cancel ID`",
         "rejected": "need correcting: `gdpr-daemon requests show ID` says what is wrong",

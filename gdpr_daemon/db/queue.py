@@ -1,20 +1,27 @@
 """The daemon's side of the request queue: claim, start, record, renew, release, reap.
 
-A claim is a lease on a ``pending`` row: the row carries this process's random token and
-an expiry, and nothing else changes (no attempt counted, no history: nothing happened to
-the request yet).  Just before its call goes out, a request is *started*: it moves to
-``in_flight``, its attempt is counted and its history says so, in a transaction committed
-before the call.  So ``in_flight`` means "a call may have gone out", and only such rows
-are ever reaped as "outcome unknown"; a claim of a stopped process that was never started
-is simply taken over by the next claim of any process, with a history row saying it was
-never sent.  Starts and outcomes that come together share one statement (:meth:`flush`).
-
 Every statement that changes a request's status writes its history rows in the same
 statement (data-modifying CTEs), so the history can never disagree with the table.
-Every write back checks state and token together, so a process whose lease lapsed can
-never overwrite the work of the one that took the row over.  Each method is one
-statement, run outside an explicit transaction (a statement is atomic on its own): one
-round trip instead of three.
+Claims are leases: the row carries this process's random token and an expiry; every
+write back checks state and token together, so a process whose lease lapsed can never
+overwrite the work of the one that took the row over.  Each method is one statement,
+run outside an explicit transaction (a statement is atomic on its own): one round trip
+instead of three.
+
+A claim moves a request to ``in_flight`` (attempt counted, history "claimed for attempt
+N").  Before its call goes out, a claim is *started*: its id is added to this process's
+row of ``gdpr_dispatch``, committed before the call (:meth:`QueueStore.start`, one
+statement for every start that comes together, no history row: nothing changes for the
+request).  The reaper reads that row: an expired claim that was started may have been
+sent ("outcome unknown", as before); one that was not was never sent (back to pending,
+the attempt not counted, the history saying so).
+
+Why a start needs no lock: it is applied only to claims whose lease has at least
+``margin`` seconds left (then, by the database's clock), and the worker makes a call only
+when the start came back within ``margin`` seconds (by its own clock, a bound on the
+time the statement took).  A start that counts is thus committed before its claim's
+lease expires, and the reaper only looks at claims whose lease has expired: whatever it
+reads already holds every start that led to a call.
 
 Claim and reap lock rows ``FOR NO KEY UPDATE`` (they change no key): that lock does not
 block the foreign-key check of a history row another transaction writes for the same
@@ -25,10 +32,12 @@ lock (migration 0004) before that check.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gdpr_daemon.db.tables import FAILED, PENDING, REJECTED, SUBMITTED
@@ -45,12 +54,12 @@ class ClaimedRequest:
     value: str | None
     comment: str | None
     external_ref: str | None
-    attempts: int  # attempts made so far (a start counts the next one)
+    attempts: int  # this claim's attempt number
 
     def __repr__(self) -> str:  # never show the value, even in a traceback
         return (
             f"ClaimedRequest(id={self.id}, type={self.request_type}, service_id={self.service_id},"
-            f" attempts={self.attempts})"
+            f" attempt={self.attempts})"
         )
 
 
@@ -58,9 +67,8 @@ class ClaimedRequest:
 class Outcome:
     """What became of one claim; ``status`` is the state the request moves to.
 
-    ``called``: whether a call to OwnBackup was made (the request was started and is
-    ``in_flight``); an outcome found before any call (a rejection, the service list not
-    available) moves the request on from ``pending`` and counts no attempt.
+    ``called``: whether a call to OwnBackup was made.  An outcome found before any call (a
+    rejection, the service list not available) does not count the claim's attempt.
     """
 
     request_id: int
@@ -76,71 +84,79 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
-class Flushed:
-    """What one :meth:`QueueStore.flush` did."""
+class Started:
+    """What one :meth:`QueueStore.start` did."""
 
-    started: dict[int, int] = field(default_factory=dict)  # request id -> its attempt number, for starts applied
-    applied: int = 0  # outcomes written
-    late: int = 0  # outcomes of calls whose claim this process no longer held: only noted in the history
-    dropped: int = 0  # outcomes found before any call whose claim was lost: nothing to note
+    started: frozenset[int]  # claims started: their calls may go out
+    held: frozenset[int]  # claims this process still holds (started or not: the lease too short to start)
 
 
 @dataclass(frozen=True, slots=True)
 class LeaseWatch:
-    """What one :meth:`QueueStore.reap_expired` found among other processes' claims."""
+    """What one :meth:`QueueStore.reap_expired` did and saw."""
 
-    reaped: int = 0  # in_flight rows whose lease expired: back to pending (or failed), outcome unknown
-    stranded: int = 0  # pending claims whose lease expired: the next claim takes them over
+    unknown: int = 0  # expired claims that had been started: back to pending (or failed), outcome unknown
+    never_sent: int = 0  # expired claims never started: back to pending, the attempt not counted
     next_expiry_in: float | None = None  # seconds until the earliest live lease of another process expires
 
+    @property
+    def reaped(self) -> int:
+        return self.unknown + self.never_sent
 
-# Due pending rows nobody holds, or whose holder's lease lapsed (a stopped process's claim:
-# taken over, with a history row, since it was never started).  Not this process's own
-# lapsed claims: it still holds those (after a database outage, say) and starts or
-# releases each itself.
+
 _CLAIM = text("""
 WITH c AS (
-    SELECT id, lease_owner AS was FROM gdpr_requests
+    SELECT id FROM gdpr_requests
     WHERE status = 'pending' AND next_attempt_at <= now()
-      AND (lease_owner IS NULL OR (lease_expires_at < now() AND lease_owner <> :owner))
       AND NOT (service_id = ANY(CAST(:busy AS integer[])))
     ORDER BY next_attempt_at, id
     LIMIT :n
     FOR NO KEY UPDATE SKIP LOCKED
 ), u AS (
     UPDATE gdpr_requests r
-    SET lease_owner = :owner, lease_expires_at = now() + make_interval(secs => :lease)
+    SET status = 'in_flight', attempts = r.attempts + 1, lease_owner = :owner,
+        lease_expires_at = now() + make_interval(secs => :lease), updated_at = now()
     FROM c WHERE r.id = c.id
     RETURNING r.id, r.request_type, r.service_id, r.table_name, r.record_id, r.field, r.value,
-              r.comment, r.external_ref, r.attempts, c.was
+              r.comment, r.external_ref, r.attempts
 ), l AS (
     INSERT INTO gdpr_request_log (request_id, from_status, to_status, detail, actor)
-    SELECT id, 'pending', 'pending',
-           'claimed by process ' || was || ', whose lease expired before it was sent: never sent, taken over', :actor
-    FROM u WHERE was IS NOT NULL ORDER BY id
+    SELECT id, 'pending', 'in_flight', 'claimed for attempt ' || attempts, :actor FROM u ORDER BY id
+), d AS (
+    -- A start of an earlier attempt of one of these requests, if this process still lists
+    -- it, is over: the claim is a new attempt, not started yet.
+    UPDATE gdpr_dispatch SET started = ARRAY(SELECT x FROM unnest(started) AS x
+                                             WHERE x <> ALL(ARRAY(SELECT id FROM u)))
+    WHERE owner = :owner AND started && ARRAY(SELECT id FROM u)
 )
-SELECT id, request_type, service_id, table_name, record_id, field, value, comment, external_ref, attempts
-FROM u ORDER BY id
+SELECT * FROM u ORDER BY id
 """)
 
-# Starts and outcomes in one statement (the group commit of the recorder).
-#
-# s: claims started now: pending -> in_flight, attempt counted, history "attempt N: sending".
-# again: starts already applied by an earlier try of this flush whose answer was lost (the
-#   connection broke after the commit): this process is the only one that starts its claims.
-# u: outcomes; after a call from in_flight, before any call from pending; the lease is checked.
-# late: answers of calls whose claim another process took over: only noted in its history.
-_FLUSH = text("""
-WITH s AS (
-    UPDATE gdpr_requests r
-    SET status = 'in_flight', attempts = r.attempts + 1,
-        lease_expires_at = now() + make_interval(secs => :lease), updated_at = now()
-    WHERE r.id = ANY(CAST(:starts AS bigint[])) AND r.status = 'pending' AND r.lease_owner = :owner
-    RETURNING r.id, r.attempts
-), again AS (
-    SELECT id, attempts FROM gdpr_requests
+# Starts: the claims of :starts still held (in flight, this token) whose lease has more
+# than :margin seconds left are added to this process's row; :done (claims whose
+# outcome is written, or given up) leave it.
+_START = text("""
+WITH h AS (
+    SELECT id, lease_expires_at > now() + make_interval(secs => :margin) AS ok FROM gdpr_requests
     WHERE id = ANY(CAST(:starts AS bigint[])) AND status = 'in_flight' AND lease_owner = :owner
-), o AS (
+), s AS (
+    SELECT ARRAY(SELECT id FROM h WHERE ok) AS ids
+), u AS (
+    UPDATE gdpr_dispatch d
+    SET started = ARRAY(SELECT x FROM unnest(d.started) AS x
+                        WHERE x <> ALL(CAST(:done AS bigint[])) AND x <> ALL(s.ids)) || s.ids,
+        updated_at = now()
+    FROM s WHERE d.owner = :owner
+    RETURNING 1
+), i AS (
+    -- Only this process writes its row (one start at a time), so no other insert can race this one.
+    INSERT INTO gdpr_dispatch (owner, started) SELECT :owner, s.ids FROM s WHERE NOT EXISTS (SELECT FROM u)
+)
+SELECT id, ok FROM h
+""")
+
+_RECORD = text("""
+WITH o AS (
     SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:details AS text[]),
                          CAST(:ob_ids AS bigint[]), CAST(:errors AS text[]), CAST(:delays AS float8[]),
                          CAST(:called AS boolean[]))
@@ -148,6 +164,7 @@ WITH s AS (
 ), u AS (
     UPDATE gdpr_requests r
     SET status = o.status,
+        attempts = CASE WHEN o.called THEN r.attempts ELSE greatest(r.attempts - 1, 0) END,
         ownbackup_request_id = coalesce(o.ob_id, r.ownbackup_request_id),
         last_error = o.error,
         submitted_at = CASE WHEN o.status = 'submitted' THEN now() ELSE r.submitted_at END,
@@ -159,103 +176,129 @@ WITH s AS (
         value = CASE WHEN o.status = 'submitted' AND :erase THEN NULL ELSE r.value END,
         lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
     FROM o
-    WHERE r.id = o.id AND r.lease_owner = :owner
-      AND r.status = CASE WHEN o.called THEN 'in_flight' ELSE 'pending' END
-    RETURNING r.id, o.status, o.detail, o.called
-), late AS (
-    SELECT o.id, o.detail, o.called FROM o WHERE o.id NOT IN (SELECT id FROM u)
+    WHERE r.id = o.id AND r.status = 'in_flight' AND r.lease_owner = :owner
+    RETURNING r.id, o.status, o.detail
 ), l AS (
     INSERT INTO gdpr_request_log (request_id, from_status, to_status, detail, actor)
-    SELECT id, 'pending', 'in_flight', 'attempt ' || attempts || ': sending to OwnBackup', :actor FROM s
-    UNION ALL
-    SELECT id, CASE WHEN called THEN 'in_flight' ELSE 'pending' END, status, detail, :actor FROM u
-    UNION ALL
-    SELECT r.id, r.status, r.status,
-           'answer of an attempt whose lease had expired (recorded, state unchanged): ' || late.detail, :actor
-    FROM late JOIN gdpr_requests r ON r.id = late.id WHERE late.called
+    SELECT id, 'in_flight', status, detail, :actor FROM u ORDER BY id
 )
-SELECT 's' AS kind, id, attempts FROM s
-UNION ALL SELECT 's', id, attempts FROM again
-UNION ALL SELECT 'u', id, 0 FROM u
-UNION ALL SELECT CASE WHEN called THEN 'l' ELSE 'd' END, id, 0 FROM late
+SELECT id FROM u
+""")
+
+# An answer that arrives after this process lost its lease changes nothing, but the
+# history must still say what the API did (it may mean the request went out twice).
+_RECORD_LATE = text("""
+INSERT INTO gdpr_request_log (request_id, from_status, to_status, detail, actor)
+SELECT r.id, r.status, r.status,
+       'answer of an attempt whose lease had expired (recorded, state unchanged): ' || o.detail, :actor
+FROM unnest(CAST(:ids AS bigint[]), CAST(:details AS text[])) AS o(id, detail)
+JOIN gdpr_requests r ON r.id = o.id
 """)
 
 _RENEW = text("""
 UPDATE gdpr_requests SET lease_expires_at = now() + make_interval(secs => :lease)
-WHERE lease_owner = :owner AND status IN ('pending', 'in_flight')
+WHERE status = 'in_flight' AND lease_owner = :owner
   AND (CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))
 """)
 
-# At shutdown.  A claim never started just loses its lease (nothing happened to it).  A
-# started one goes back to pending: with :called its call was cut off after the drain
-# bound (outcome unknown, the attempt stays counted); without, it was stopped between its
-# start and its call (not sent: the attempt is not counted).
 _RELEASE = text("""
-WITH x AS (
-    SELECT id, status FROM gdpr_requests
-    WHERE id = ANY(CAST(:ids AS bigint[])) AND lease_owner = :owner AND status IN ('pending', 'in_flight')
-    FOR NO KEY UPDATE
-), u AS (
+WITH u AS (
     UPDATE gdpr_requests r
-    SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
-        attempts = CASE WHEN x.status = 'in_flight' AND NOT :called THEN greatest(r.attempts - 1, 0)
-                        ELSE r.attempts END,
-        updated_at = CASE WHEN x.status = 'in_flight' THEN now() ELSE r.updated_at END
-    FROM x WHERE r.id = x.id
-    RETURNING r.id, x.status AS was, r.attempts
+    SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
+        attempts = CASE WHEN :called THEN r.attempts ELSE greatest(r.attempts - 1, 0) END
+    WHERE r.id = ANY(CAST(:ids AS bigint[])) AND r.status = 'in_flight' AND r.lease_owner = :owner
+    RETURNING r.id
 ), l AS (
     INSERT INTO gdpr_request_log (request_id, from_status, to_status, detail, actor)
-    SELECT id, 'in_flight', 'pending',
-           CASE WHEN :called THEN :detail
-                ELSE 'attempt ' || attempts + 1 || ' not sent: stopped at shutdown before the call was made' END,
-           :actor
-    FROM u WHERE was = 'in_flight' ORDER BY id
+    SELECT id, 'in_flight', 'pending', :detail, :actor FROM u ORDER BY id
+), d AS (
+    UPDATE gdpr_dispatch SET started = ARRAY(SELECT x FROM unnest(started) AS x
+                                             WHERE x <> ALL(CAST(:ids AS bigint[])))
+    WHERE owner = :owner AND started && CAST(:ids AS bigint[])
 )
 SELECT count(*) FROM u
 """)
 
-# Other processes' in-flight rows whose lease expired: a call may have gone out, so the
-# history says "outcome unknown".  Only other processes': this process still holds its
-# own, expired or not (after a database outage longer than a lease, say), and will record
-# or release each of them; reaping them would send requests whose answers it holds a
-# second time.  next_attempt_at is kept, so the request keeps its place in the queue.
-# Then a look at the other processes' claims: how many pending ones lapsed (the caller
-# wakes its claim loop to take them over) and when the next lease expires (the caller
+# Other processes' claims whose lease expired.  Only other processes': this process still
+# holds its own, expired or not (after a database outage longer than a lease, say), and
+# will record or release each of them; reaping them would send requests whose answers it
+# holds a second time.  A claim its holder started may have been sent: "outcome unknown",
+# it will be submitted again (or it fails, when no attempts are left).  One never started
+# was never sent: back to pending with the attempt not counted.  next_attempt_at is kept,
+# so the request keeps its place in the queue.  Then the dispatch rows: reaped ids leave
+# them, and the row of a process that holds no claim and has not started one for twice
+# :lease seconds goes.  Last, when the next lease of another process expires (the caller
 # looks again then, so a stopped process's claims come back within about one lease).
 _REAP = text("""
 WITH x AS (
-    SELECT id, lease_owner FROM gdpr_requests
-    WHERE lease_owner IS NOT NULL AND lease_expires_at < now() AND status = 'in_flight' AND lease_owner <> :owner
-    ORDER BY lease_expires_at
+    SELECT r.id, r.lease_owner, coalesce(r.id = ANY(d.started), false) AS started
+    FROM gdpr_requests r LEFT JOIN gdpr_dispatch d ON d.owner = r.lease_owner
+    WHERE r.status = 'in_flight' AND r.lease_expires_at < now() AND r.lease_owner <> :owner
+    ORDER BY r.lease_expires_at
     LIMIT 1000
-    FOR NO KEY UPDATE SKIP LOCKED
+    FOR NO KEY UPDATE OF r SKIP LOCKED
 ), u AS (
     UPDATE gdpr_requests r
-    SET status = CASE WHEN r.attempts >= :max_attempts THEN 'failed' ELSE 'pending' END,
-        last_error = CASE WHEN r.attempts >= :max_attempts
+    SET status = CASE WHEN x.started AND r.attempts >= :max_attempts THEN 'failed' ELSE 'pending' END,
+        attempts = CASE WHEN x.started THEN r.attempts ELSE greatest(r.attempts - 1, 0) END,
+        last_error = CASE WHEN x.started AND r.attempts >= :max_attempts
             THEN 'The outcome of attempt ' || r.attempts || ' is unknown (the process holding it stopped)'
                  || ' and no attempts are left; retry it with `gdpr-daemon requests retry ' || r.id || '`.'
             ELSE r.last_error END,
         lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
     FROM x WHERE r.id = x.id
-    RETURNING r.id, r.status, r.attempts, x.lease_owner
+    RETURNING r.id, r.status, x.started, x.lease_owner,
+              CASE WHEN x.started THEN r.attempts ELSE r.attempts + 1 END AS attempt
 ), l AS (
     INSERT INTO gdpr_request_log (request_id, from_status, to_status, detail, actor)
     SELECT id, 'in_flight', status,
-           'lease of attempt ' || attempts || ' held by process ' || lease_owner
-           || ' expired: outcome unknown, '
-           || CASE WHEN status = 'failed' THEN 'no attempts left' ELSE 'it will be submitted again' END,
+           CASE WHEN started
+                THEN 'lease of attempt ' || attempt || ' held by process ' || lease_owner
+                     || ' expired: outcome unknown, '
+                     || CASE WHEN status = 'failed' THEN 'no attempts left' ELSE 'it will be submitted again' END
+                ELSE 'lease of attempt ' || attempt || ' held by process ' || lease_owner
+                     || ' expired before its call was made: never sent, the attempt is not counted' END,
            :actor
     FROM u ORDER BY id
+), dd AS (
+    UPDATE gdpr_dispatch d SET started = ARRAY(SELECT s FROM unnest(d.started) AS s
+                                               WHERE s <> ALL(ARRAY(SELECT id FROM u)))
+    WHERE d.owner IN (SELECT lease_owner FROM u) AND d.started && ARRAY(SELECT id FROM u)
+), gone AS (
+    DELETE FROM gdpr_dispatch d
+    WHERE d.owner <> :owner AND d.updated_at < now() - make_interval(secs => 2 * :lease)
+      AND NOT EXISTS (SELECT 1 FROM gdpr_requests r WHERE r.status = 'in_flight' AND r.lease_owner = d.owner)
 ), w AS (
-    SELECT count(*) FILTER (WHERE status = 'pending' AND lease_expires_at < now()) AS stranded,
-           EXTRACT(epoch FROM min(lease_expires_at) FILTER (WHERE lease_expires_at >= now()) - now())::float8
-               AS next_in
-    FROM gdpr_requests
-    WHERE lease_owner IS NOT NULL AND lease_owner <> :owner AND status IN ('pending', 'in_flight')
+    SELECT EXTRACT(epoch FROM min(lease_expires_at) - now())::float8 AS next_in FROM gdpr_requests
+    WHERE status = 'in_flight' AND lease_expires_at >= now() AND lease_owner <> :owner
 )
-SELECT (SELECT count(*) FROM u) AS reaped, w.stranded, w.next_in FROM w
+SELECT (SELECT count(*) FILTER (WHERE started) FROM u) AS unknown,
+       (SELECT count(*) FILTER (WHERE NOT started) FROM u) AS never_sent, w.next_in
+FROM w
 """)
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    """A statement in the driver's own form: ``$n`` placeholders, in the order of ``names``."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, clause: TextClause) -> _Raw:
+        names: list[str] = []
+
+        def place(m: re.Match[str]) -> str:
+            if m.group(1) not in names:
+                names.append(m.group(1))
+            return f"${names.index(m.group(1)) + 1}"
+
+        return cls(re.sub(r"(?<![:\w]):(\w+)", place, clause.text), tuple(names))
+
+
+_CLAIM_RAW = _Raw.of(_CLAIM)
+_START_RAW = _Raw.of(_START)
 
 
 def _num(x: float | None) -> float | None:
@@ -282,59 +325,83 @@ class QueueStore:
         self.lease_seconds = lease_seconds
         self.erase_value = erase_value
 
+    @property
+    def start_margin(self) -> float:
+        """Seconds of lease a claim needs left to be started, and the longest a start may take to count.
+
+        A third of the lease: the worker renews its leases every third of one, so a claim
+        under way always has at least two thirds left.
+        """
+        return self.lease_seconds / 3
+
+    async def _fetch(self, statement: _Raw, **params: Any) -> list[Any]:
+        """One statement on the driver's connection, skipping SQLAlchemy's execution layer.
+
+        Claims and starts run a few hundred times a second: the layer costs as much
+        client CPU as the statement itself.  The pool still hands out the connection (and
+        pings one that sat idle); a connection the statement broke is invalidated.
+        """
+        async with self.engine.connect() as conn:
+            fairy = await conn.get_raw_connection()
+            driver = fairy.driver_connection
+            assert driver is not None
+            try:
+                return list(await driver.fetch(statement.sql, *(params[n] for n in statement.names)))
+            except BaseException:
+                if driver.is_closed():
+                    fairy.invalidate()
+                raise
+
     async def claim(self, limit: int, busy_services: Sequence[int] = ()) -> list[ClaimedRequest]:
-        """Lease up to ``limit`` due pending rows (none of ``busy_services``); nothing else changes."""
         if limit <= 0:
             return []
-        async with self._auto.connect() as conn:
+        rows = await self._fetch(
+            _CLAIM_RAW, n=limit, busy=list(busy_services), owner=self.owner, lease=float(self.lease_seconds),
+            actor=self.actor,
+        )  # fmt: skip
+        return [ClaimedRequest(*row) for row in rows]
+
+    async def start(self, ids: Sequence[int], done: Sequence[int] = ()) -> Started:
+        """Start claims before their calls (see the module docstring); ``done``: claims over, to forget."""
+        rows = await self._fetch(
+            _START_RAW, starts=list(ids), done=list(done), owner=self.owner, margin=float(self.start_margin)
+        )
+        return Started(
+            started=frozenset(int(r["id"]) for r in rows if r["ok"]), held=frozenset(int(r["id"]) for r in rows)
+        )
+
+    async def record(self, outcomes: Sequence[Outcome]) -> tuple[int, int]:
+        """Write outcomes; returns (applied, late).  Late ones of calls made are noted in the history."""
+        if not outcomes:
+            return 0, 0
+        async with self.engine.begin() as conn:
             rows = await conn.execute(
-                _CLAIM,
+                _RECORD,
                 {
-                    "n": limit,
-                    "busy": list(busy_services),
+                    "ids": [o.request_id for o in outcomes],
+                    "statuses": [o.status for o in outcomes],
+                    "details": [o.detail for o in outcomes],
+                    "ob_ids": [o.ownbackup_request_id for o in outcomes],
+                    "errors": [o.error for o in outcomes],
+                    "delays": [float(o.retry_in) for o in outcomes],
+                    "called": [o.called for o in outcomes],
+                    "erase": self.erase_value,
                     "owner": self.owner,
-                    "lease": self.lease_seconds,
                     "actor": self.actor,
                 },
             )
-            return [ClaimedRequest(*row) for row in rows]
-
-    async def flush(self, outcomes: Sequence[Outcome] = (), starts: Sequence[int] = ()) -> Flushed:
-        """Start claims (pending -> in_flight, before their calls) and write outcomes, in one statement."""
-        if not outcomes and not starts:
-            return Flushed()
-        async with self._auto.connect() as conn:
-            rows = (
+            applied = {r[0] for r in rows}
+            late = [o for o in outcomes if o.request_id not in applied and o.called]
+            if late:
                 await conn.execute(
-                    _FLUSH,
+                    _RECORD_LATE,
                     {
-                        "starts": list(starts),
-                        "ids": [o.request_id for o in outcomes],
-                        "statuses": [o.status for o in outcomes],
-                        "details": [o.detail for o in outcomes],
-                        "ob_ids": [o.ownbackup_request_id for o in outcomes],
-                        "errors": [o.error for o in outcomes],
-                        "delays": [float(o.retry_in) for o in outcomes],
-                        "called": [o.called for o in outcomes],
-                        "erase": self.erase_value,
-                        "owner": self.owner,
-                        "lease": self.lease_seconds,
+                        "ids": [o.request_id for o in late],
+                        "details": [o.detail for o in late],
                         "actor": self.actor,
                     },
                 )
-            ).all()
-        started = {int(r.id): int(r.attempts) for r in rows if r.kind == "s"}
-        count = {k: sum(1 for r in rows if r.kind == k) for k in ("u", "l", "d")}
-        return Flushed(started=started, applied=count["u"], late=count["l"], dropped=count["d"])
-
-    async def start(self, ids: Sequence[int]) -> dict[int, int]:
-        """Start claims before their calls: request id -> attempt number, for those this process still held."""
-        return (await self.flush((), ids)).started
-
-    async def record(self, outcomes: Sequence[Outcome]) -> tuple[int, int]:
-        """Write outcomes; returns (applied, late).  Late ones are only noted in the history."""
-        done = await self.flush(outcomes, ())
-        return done.applied, done.late
+        return len(applied), len(late)
 
     async def renew_leases(self, ids: Sequence[int] | None = None) -> int:
         """Extend this process's claims (those of ``ids`` only, when given)."""
@@ -344,21 +411,25 @@ class QueueStore:
             )
             return int(result.rowcount)
 
-    async def release(self, ids: Sequence[int], *, called: bool, detail: str = "") -> int:
-        """At shutdown: give up claims of ``ids`` (see _RELEASE); ``called``: their calls were cut off."""
+    async def release(self, ids: Sequence[int], *, started: bool, detail: str) -> int:
+        """Return claimed rows to ``pending`` (at shutdown).  ``started``: a call was made (its attempt counts)."""
         if not ids:
             return 0
         async with self._auto.connect() as conn:
             result = await conn.execute(
                 _RELEASE,
-                {"ids": list(ids), "called": called, "owner": self.owner, "detail": detail, "actor": self.actor},
+                {"ids": list(ids), "called": started, "owner": self.owner, "detail": detail, "actor": self.actor},
             )
             return int(result.scalar_one())
 
     async def reap_expired(self, max_attempts: int) -> LeaseWatch:
-        """Reap other processes' expired in-flight rows; look at their claims (see _REAP)."""
+        """Reap other processes' expired claims; when the next one expires (see _REAP)."""
         async with self._auto.connect() as conn:
             row = (
-                await conn.execute(_REAP, {"max_attempts": max_attempts, "actor": self.actor, "owner": self.owner})
+                await conn.execute(
+                    _REAP,
+                    {"max_attempts": max_attempts, "actor": self.actor, "owner": self.owner,
+                     "lease": self.lease_seconds},
+                )  # fmt: skip
             ).one()
-        return LeaseWatch(reaped=int(row.reaped), stranded=int(row.stranded), next_expiry_in=_num(row.next_in))
+        return LeaseWatch(unknown=int(row.unknown), never_sent=int(row.never_sent), next_expiry_in=_num(row.next_in))

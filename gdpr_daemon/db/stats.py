@@ -100,9 +100,7 @@ async def _snapshot(conn: AsyncConnection, *, unconfirmed_after_hours: float = 2
 # What `gdpr-daemon status` adds to the snapshot: one more scan, for a person, not a scrape.
 _STATUS = text("""
 SELECT count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= now()) AS due_now,
-       count(DISTINCT lease_owner) FILTER (WHERE status = 'in_flight'
-                                           OR status = 'pending' AND lease_expires_at > now()) AS claimers,
-       count(*) FILTER (WHERE status = 'pending' AND lease_expires_at > now()) AS claimed,
+       count(DISTINCT lease_owner) FILTER (WHERE status = 'in_flight') AS claimers,
        count(*) FILTER (WHERE status = 'submitted' AND confirmed_at IS NULL
                         AND submitted_at < now() - make_interval(secs => :unconfirmed_after)) AS unconfirmed,
        count(*) FILTER (WHERE status NOT IN ('submitted', 'cancelled')
@@ -116,13 +114,12 @@ FROM gdpr_requests
 class StatusFigures:
     snapshot: Snapshot
     due_now: int  # pending and due (not waiting for a retry)
-    claimers: int  # processes holding claims now (in flight, or claimed and about to start)
+    claimers: int  # processes holding claims now
     unconfirmed: int  # submitted longer ago than the bound, no confirming event yet
     due_soon: int  # open, due within ``soon_days``, not yet overdue
     next_deadline: datetime | None  # the earliest deadline of an open request not yet overdue
     verified: int = 0  # submitted, and the latest check of a backup found the erasure (`requests verify`)
     still_present: int = 0  # submitted, and the latest check of a backup found the old data still there
-    claimed: int = 0  # pending, claimed by a running daemon, its call not started yet
 
 
 async def status_figures(engine: AsyncEngine, *, unconfirmed_after_hours: float, soon_days: int = 7) -> StatusFigures:
@@ -144,5 +141,4 @@ async def status_figures(engine: AsyncEngine, *, unconfirmed_after_hours: float,
         next_deadline=row.next_deadline,
         verified=checked.verified,
         still_present=checked.still_present,
-        claimed=int(row.claimed),
     )

@@ -1,18 +1,18 @@
-"""Group commit of starts and outcomes, and what counts as 'the database is unavailable'.
+"""Group commit of outcomes and of starts, and what counts as 'the database is unavailable'.
 
-Every outcome updates its request row and writes its history row in one statement
-(``QueueStore.flush``); outcomes that finish while a write is under way wait and go
-together in the next one.  Starts go the same way: a task about to make its call asks
-:meth:`Recorder.start` and waits; the next write moves its request to ``in_flight`` (the
-attempt counted, the history saying so) together with whatever outcomes are waiting, and
-answers each task with its attempt number, or None when the claim was lost (another
-process took it over after its lease lapsed): that request is not sent.  A call thus never
-goes out before the history says it may have, and one statement a round carries the
-starts and the outcomes of every task, so marking starts costs no extra transaction.
+Every outcome updates its request row and writes its history row in one transaction
+(``QueueStore.record``); outcomes that finish while a write is under way wait and go
+together in the next one.  A write that fails because the database is away is kept and
+tried again with backoff: an outcome is never dropped, and if its lease expires
+meanwhile the store notes it as a late answer.
 
-A write that fails because the database is away is kept and tried again with backoff: an
-outcome is never dropped, and if its lease expires meanwhile the store notes it as a late
-answer; the tasks waiting for a start keep waiting.
+Starts go the same way through the :class:`Starter`: a task that holds its call slot
+asks to be started and waits; the next write adds every start waiting to this process's
+dispatch row (``QueueStore.start``, one small statement without history) and answers
+each task.  A call never goes out before its start is committed, which is what lets the
+reaper of another process tell a claim that was never sent from one whose outcome is
+unknown.  Starts have a connection of their own and never wait behind the outcomes (nor
+behind the hash chain's lock, which only history writes take).
 
 A write that the database refuses for what it holds (a data error: a value out of
 range, a character it cannot store, a check it fails) is not an outage and is not
@@ -25,11 +25,14 @@ outcome could not be stored), never held back to be sent again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections import Counter
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 from gdpr_daemon import metrics
-from gdpr_daemon.db.queue import Flushed, Outcome, QueueStore
+from gdpr_daemon.db.queue import Outcome, QueueStore
 from gdpr_daemon.db.tables import FAILED, PENDING
 from gdpr_daemon.logging import get_logger
 from gdpr_daemon.safetext import escape_controls
@@ -42,7 +45,9 @@ def db_errors() -> tuple[type[BaseException], ...]:
     import asyncpg
     from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-    return (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    # asyncpg's own errors come unwrapped from the statements run on the driver's connection
+    # (QueueStore._fetch): a server error there is PostgresError.
+    return (OSError, asyncpg.PostgresError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
             DBAPIError, OperationalError, InterfaceError, asyncio.TimeoutError)  # fmt: skip
 
 
@@ -101,13 +106,22 @@ def unstorable(o: Outcome, state: str) -> Outcome:
     return Outcome(o.request_id, FAILED, f"outcome not storable: {error}", error=error, called=o.called)
 
 
-class Recorder:
-    """Group commit: whatever finished, and whatever is about to start, since the last write goes in the next."""
+#: Outcomes are not urgent (the call slot is free already): waiting a moment between
+#: writes lets each carry more of them, and a write's cost is mostly per transaction
+#: (the hash chain's lock and the commit), not per outcome.  Sooner when this many wait.
+RECORD_EVERY = 0.02
+RECORD_AT_ONCE = 200
 
-    def __init__(self, store: QueueStore, *, on_retry_due: Any = None) -> None:
+
+class Recorder:
+    """Group commit of outcomes: whatever finished since the last write goes in the next."""
+
+    def __init__(
+        self, store: QueueStore, *, on_retry_due: Any = None, on_written: Callable[[Sequence[int]], None] | None = None
+    ) -> None:
         self.store = store
+        self._on_written = on_written  # ids whose outcome is written (or noted as late): their claims are over
         self._pending: list[Outcome] = []
-        self._starts: dict[int, asyncio.Future[int | None]] = {}
         self._have = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -119,27 +133,18 @@ class Recorder:
         self._idle.clear()
         self._have.set()
 
-    async def start(self, request_id: int) -> int | None:
-        """Mark the claim started, before its call: its attempt number, or None if the claim was lost.
-
-        Cancelled while waiting, the start is withdrawn unless a write has already taken it
-        (then the request may be ``in_flight`` without a call: the worker releases it).
-        """
-        fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._starts[request_id] = fut
-        self._idle.clear()
-        self._have.set()
-        try:
-            return await fut
-        finally:
-            if self._starts.get(request_id) is fut:
-                del self._starts[request_id]
-
     async def run(self, stop: asyncio.Event) -> None:
-        """Write starts and outcomes as they come; after ``stop``, write what is left and return."""
+        """Write outcomes as they come, at most one write every :data:`RECORD_EVERY` seconds
+        (sooner when many are waiting); after ``stop``, write what is left and return."""
         backoff = 0.2
+        last = float("-inf")
         while True:
-            if not self._pending and not self._starts:
+            wait = last + RECORD_EVERY - time.monotonic()
+            if self._pending and wait > 0 and len(self._pending) < RECORD_AT_ONCE and not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait)
+                continue
+            if not self._pending:
                 self._idle.set()
                 if stop.is_set():
                     return
@@ -149,12 +154,13 @@ class Recorder:
                 for w in waits:
                     w.cancel()
                 continue
+            last = time.monotonic()
             batch, self._pending = self._pending[:1000], self._pending[1000:]
-            starts, self._starts = self._starts, {}
+            done = [o.request_id for o in batch]
             todo = batch
             try:
                 try:
-                    done = await self.store.flush(batch, list(starts))
+                    _applied, late = await self.store.record(batch)
                     todo = []
                 except db_errors() as exc:
                     state = data_error(exc)
@@ -162,59 +168,50 @@ class Recorder:
                         raise
                     log.warning("outcomes_refused_by_database", count=len(batch), sqlstate=state,
                                 action="writing them one by one")  # fmt: skip
-                    done = await self.store.flush((), list(starts))  # a start holds only an id: never the cause
-                    self._resolve(starts, done.started)
                     todo = list(batch)
-                    late = await self._record_each(todo)
-                    done = Flushed(started=done.started, late=late)
+                    done = []
+                    late = await self._record_each(todo, done)
                     batch = []  # counted one by one
             except db_errors() as exc:
                 self._pending[:0] = todo
-                for rid, fut in starts.items():  # tried again with the next write, unless withdrawn meanwhile
-                    if not fut.done():
-                        self._starts.setdefault(rid, fut)
                 log.warning("database_unavailable", action="record outcomes",
                             error=type(exc).__name__, retry_in=round(backoff, 1))  # fmt: skip
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
             backoff = 0.2
-            self._resolve(starts, done.started)
             for o in batch:
                 self._written(o)
-            if done.late:
-                metrics.SUBMISSIONS.labels(outcome="late").inc(done.late)
-                log.warning("late_outcomes", count=done.late,
+            if self._on_written is not None and done:
+                self._on_written(done)
+            if late:
+                metrics.SUBMISSIONS.labels(outcome="late").inc(late)
+                log.warning("late_outcomes", count=late,
                             hint="a lease expired before the answer came; the history notes each")  # fmt: skip
-            if done.dropped:
-                log.info("outcomes_dropped", count=done.dropped,
-                         hint="found before any call, on claims another process took over")  # fmt: skip
-
-    @staticmethod
-    def _resolve(starts: dict[int, asyncio.Future[int | None]], started: dict[int, int]) -> None:
-        for rid, fut in starts.items():
-            if not fut.done():
-                fut.set_result(started.get(rid))
 
     def _written(self, o: Outcome) -> None:
         self.written[o.status] += 1
         if o.status == PENDING and self._on_retry_due is not None:
             self._on_retry_due(o.retry_in)
 
-    async def _record_each(self, todo: list[Outcome]) -> int:
+    async def _record_each(self, todo: list[Outcome], done: list[int]) -> int:
         """Write outcomes the database refused as a batch one at a time; how many came late.
 
-        Each is taken off ``todo`` once written, so if the database goes away half way
-        (a non-data error, raised) only the rest is kept for the next try.
+        Each is taken off ``todo`` once written (and its id added to ``done``), so if the
+        database goes away half way (a non-data error, raised) only the rest is kept for
+        the next try.
         """
         late = 0
         while todo:
-            late += await self._record_one(todo[0])
+            written = await self._record_one(todo[0])
+            if written is not None:
+                late += written
+                done.append(todo[0].request_id)
             todo.pop(0)
         return late
 
-    async def _record_one(self, o: Outcome) -> int:
-        """``o`` as it is, else cleaned (:func:`storable`), else as a failure saying so."""
+    async def _record_one(self, o: Outcome) -> int | None:
+        """``o`` as it is, else cleaned (:func:`storable`), else as a failure saying so; None if not even that."""
         state = "?"
         for step in ("as is", "cleaned", "as a failure"):
             attempt = o if step == "as is" else storable(o) if step == "cleaned" else unstorable(o, state)
@@ -232,7 +229,7 @@ class Recorder:
         # Not even the plain failure is taken: the claim stays for a reaper (another
         # process's, or this one's after a restart) and the error is there to be seen.
         log.error("outcome_not_storable", request_id=o.request_id, sqlstate=state)
-        return 0
+        return None
 
     async def flushed(self, timeout: float) -> bool:
         try:
@@ -240,3 +237,77 @@ class Recorder:
             return True
         except TimeoutError:
             return False
+
+
+Start = Literal["started", "lost", "again"]
+
+
+class Starter:
+    """Group commit of starts: every start asked for since the last write goes in the next.
+
+    :meth:`start` answers ``"started"`` (make the call), ``"lost"`` (the claim is no longer
+    this process's: do not) or ``"again"`` (not started this time: the lease had less than
+    the margin left, or the write took longer than the margin, so it may not count; renew
+    the lease and ask again).
+    """
+
+    def __init__(self, store: QueueStore) -> None:
+        self.store = store
+        self._waiting: dict[int, asyncio.Future[Start]] = {}
+        self._done: list[int] = []
+        self._have = asyncio.Event()
+
+    def forget(self, ids: Sequence[int]) -> None:
+        """Claims that are over (outcome written, or released): they leave the dispatch row with the next write."""
+        self._done.extend(ids)
+
+    async def start(self, request_id: int) -> Start:
+        fut: asyncio.Future[Start] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = fut
+        self._have.set()
+        try:
+            return await fut
+        finally:
+            if self._waiting.get(request_id) is fut:
+                del self._waiting[request_id]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Write starts as they come, until ``stop``."""
+        backoff = 0.2
+        while not stop.is_set():
+            if not self._waiting:
+                self._have.clear()
+                waits = [asyncio.ensure_future(self._have.wait()), asyncio.ensure_future(stop.wait())]
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for w in waits:
+                    w.cancel()
+                continue
+            waiting, self._waiting = self._waiting, {}
+            done, self._done = self._done, []
+            began = time.monotonic()
+            try:
+                result = await self.store.start(list(waiting), done)
+            except db_errors() as exc:
+                for rid, fut in waiting.items():  # tried again with the next write, unless withdrawn meanwhile
+                    if not fut.done():
+                        self._waiting.setdefault(rid, fut)
+                self._done[:0] = done
+                log.warning("database_unavailable", action="start calls", error=type(exc).__name__,
+                            retry_in=round(backoff, 1))  # fmt: skip
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = 0.2
+            took = time.monotonic() - began
+            if took >= self.store.start_margin:
+                log.warning("start_too_slow", seconds=round(took, 1), count=len(waiting),
+                            hint="not counted: each is renewed and started again")  # fmt: skip
+            for rid, fut in waiting.items():
+                if fut.done():
+                    continue
+                if rid not in result.held:
+                    fut.set_result("lost")
+                elif rid in result.started and took < self.store.start_margin:
+                    fut.set_result("started")
+                else:
+                    fut.set_result("again")

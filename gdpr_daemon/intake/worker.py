@@ -2,15 +2,14 @@
 
 Lifecycle: :meth:`QueueWorker.run` until its stop event is set, then :meth:`drain`.
 Concurrency is bounded globally (``concurrency``) and per service; each claimed request
-runs in its own named task.  A claim is only a lease: once its task holds both
-semaphores, it asks the recorder to *start* it (``in_flight``, the attempt counted, the
-history saying so, committed) and only then makes the call, so a crash can never leave a
-request that was sent looking unsent, nor one that was never sent looking like it may
-have been.  Starts and outcomes go through the same group-commit recorder: what comes
-together shares one statement, which is what lets one process keep up with thousands of
-submissions a second.  Claims held are bounded by what can start soon (``concurrency``
-running plus half as many waiting), so a crash strands few.  Nothing here builds SQL
-(see ``db/queue.py``) or HTTP (see ``ownbackup/``).
+runs in its own named task.  Outcomes go through a group-commit recorder: every outcome
+updates its row and writes its history in one transaction, and outcomes that finish
+together share that transaction, which is what lets one process keep up with thousands
+of submissions a second.  A claimed request makes its call only once it holds its call
+slots *and* its start is committed (the :class:`Starter`, group-committed as well), so
+after a crash the claims that were never sent are told from those whose outcome is
+unknown.  Claims held are bounded by what can start soon (twice ``concurrency``).
+Nothing here builds SQL (see ``db/queue.py``) or HTTP (see ``ownbackup/``).
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from typing import Any, Protocol
 from gdpr_daemon import metrics
 from gdpr_daemon.db.queue import ClaimedRequest, Outcome, QueueStore
 from gdpr_daemon.db.tables import FAILED, FORGET, PENDING, REJECTED, SUBMITTED
-from gdpr_daemon.intake.recorder import Recorder, db_errors
+from gdpr_daemon.intake.recorder import Recorder, Starter, db_errors
 from gdpr_daemon.intake.services import ServiceDirectory
 from gdpr_daemon.intake.validate import problem
 from gdpr_daemon.logging import get_logger
@@ -76,9 +75,9 @@ class WorkerSettings:
     backoff_max: float = 900.0
 
 
-# Claims held beyond those whose calls run: half of concurrency, claimed as one batch once
-# that many slots are free (measured with bench/drain.py, see _room).
-PREFETCH_FRACTION = 0.5
+# Claims held beyond those whose calls run, as a fraction of concurrency; claimed as one
+# batch once that many slots are free (measured with bench/drain.py, see _room).
+PREFETCH_FRACTION = 1.0
 
 # Per outcome: the log event and the metric child (looked up once, not per request).
 _OUTCOMES = {
@@ -107,12 +106,13 @@ class QueueWorker:
             base=settings.backoff_base, max_delay=settings.backoff_max, max_retries=settings.max_attempts
         )
         self.rng = rng or random.SystemRandom()
-        self.recorder = Recorder(store, on_retry_due=self._schedule_wake)
+        self.starter = Starter(store)
+        self.recorder = Recorder(store, on_retry_due=self._schedule_wake, on_written=self.starter.forget)
         self._wake = asyncio.Event()
         self._slot = asyncio.Event()
         self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._started: set[int] = set()  # asked the recorder to start them (the drain waits for these)
-        self._calling: dict[int, int] = {}  # started, call under way: request id -> attempt number
+        self._started: set[int] = set()  # holding their call slots, asked to be started (the drain waits for these)
+        self._calling: set[int] = set()  # started, the call under way
         self._list_failures = 0  # the service list could not be fetched, this many times in a row
         self._per_service: Counter[int] = Counter()
         self._service_sems: dict[int, asyncio.Semaphore] = {}
@@ -189,6 +189,7 @@ class QueueWorker:
         self._bg_stop = asyncio.Event()
         self._bg = [
             asyncio.create_task(self.recorder.run(self._bg_stop), name="outcome-recorder"),
+            asyncio.create_task(self.starter.run(self._bg_stop), name="call-starter"),
             asyncio.create_task(self._renew_loop(self._bg_stop), name="lease-renewer"),
         ]
 
@@ -224,13 +225,12 @@ class QueueWorker:
     def _room(self) -> int:
         """How many rows to claim now: 0 until a worthwhile batch fits.
 
-        The worker holds at most ``concurrency`` claims whose calls run plus half as many
-        waiting for a slot, and claims that half as one batch, so the claim statement
-        works in batches instead of a row per finished call while a crash strands only
-        claims that were about to start.  A claim costs one statement and no history row
-        (a start and an outcome share the recorder's statements), so small batches cost
-        little: bench/drain.py drains as fast as with the four times concurrency held
-        before (see the README's Benchmarks).
+        The worker holds at most ``concurrency`` claims whose calls run plus as many
+        waiting for a slot (the calls themselves are bounded by semaphores), and claims
+        those as one batch, so the claim and outcome statements work in batches instead of
+        a row per finished call while a crash leaves few claims to come back.  Claims
+        waiting their turn keep their lease renewed.  (Measured with bench/drain.py: four
+        times concurrency, as before, drained no faster.)
         """
         limit = self.settings.concurrency
         batch = self._prefetch(limit)
@@ -253,7 +253,7 @@ class QueueWorker:
     def _done(self, req: ClaimedRequest) -> None:
         self._tasks.pop(req.id, None)
         self._started.discard(req.id)
-        self._calling.pop(req.id, None)
+        self._calling.discard(req.id)
         self._per_service[req.service_id] -= 1
         if self._per_service[req.service_id] <= 0:
             del self._per_service[req.service_id]
@@ -262,18 +262,18 @@ class QueueWorker:
     # ---- one request ------------------------------------------------------------------
 
     async def _work(self, req: ClaimedRequest) -> None:
+        ids = {"request_id": req.id, "service_id": req.service_id, "attempt": req.attempts}
         try:
             outcome = await self._attempt(req)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not lose the request or stop the daemon
-            attempt = self._calling.get(req.id)
-            log.exception("internal_error", request_id=req.id, service_id=req.service_id, attempt=attempt)
+            log.exception("internal_error", **ids)
             message = f"internal error in gdpr-daemon ({type(exc).__name__})"
-            outcome = self._retry_or_fail(req, attempt, message, None) if attempt else self._later(req, message, None)
+            called = req.id in self._calling
+            outcome = self._retry_or_fail(req, message, None) if called else self._later(req, message, None)
         if outcome is None:
             return
-        ids = {"request_id": req.id, "service_id": req.service_id, "attempt": self._calling.get(req.id)}
         event, counter = _OUTCOMES[outcome.status]
         counter.inc()
         if outcome.status == SUBMITTED:
@@ -308,12 +308,9 @@ class QueueWorker:
             if not self._claiming:
                 raise asyncio.CancelledError  # shutting down before the call started
             self._started.add(req.id)
-            attempt = await self.recorder.start(req.id)
-            if attempt is None:
-                log.info("claim_lost", request_id=req.id, service_id=req.service_id,
-                         hint="its lease lapsed and another process took it over; not sent")  # fmt: skip
+            if not await self._start(req):
                 return None
-            self._calling[req.id] = attempt
+            self._calling.add(req.id)
             try:
                 if req.request_type == FORGET:
                     answer = await self.api.gdpr_forget(
@@ -327,17 +324,34 @@ class QueueWorker:
                     )  # fmt: skip
             except AuthenticationError as exc:
                 # The account's credentials, not this request, are wrong: keep it and retry.
-                return self._retry_or_fail(req, attempt, str(exc), exc, never_fail=True)
+                return self._retry_or_fail(req, str(exc), exc, never_fail=True)
             except PermanentError as exc:
-                return Outcome(req.id, FAILED, f"attempt {attempt} refused: {exc}", error=str(exc))
+                return Outcome(req.id, FAILED, f"attempt {req.attempts} refused: {exc}", error=str(exc))
             except OwnBackupError as exc:
-                return self._retry_or_fail(req, attempt, str(exc), exc)
+                return self._retry_or_fail(req, str(exc), exc)
         return Outcome(
             req.id, SUBMITTED, f"submitted to OwnBackup: request id {answer.id}", ownbackup_request_id=answer.id
         )
 
+    async def _start(self, req: ClaimedRequest) -> bool:
+        """Have the claim's start committed before its call; False when the claim was lost (do not call)."""
+        while True:
+            answer = await self.starter.start(req.id)
+            if answer == "started":
+                return True
+            if answer == "lost":
+                log.info("claim_lost", request_id=req.id, service_id=req.service_id,
+                         hint="its lease expired and another process took it over; not sent")  # fmt: skip
+                return False
+            # Its lease has less than the margin left (the database was away, say): renew, then again.
+            try:
+                await self.store.renew_leases([req.id])
+            except db_errors() as exc:
+                log.warning("database_unavailable", action="renew a lease", error=type(exc).__name__)
+                await asyncio.sleep(1.0)
+
     def _later(self, req: ClaimedRequest, message: str, exc: BaseException | None) -> Outcome:
-        """Before any call: back to pending for later, no attempt counted (the wait grows while the cause lasts)."""
+        """Before any call: back to pending for later, the attempt not counted (waits grow while the cause lasts)."""
         delay = self.retry.delay(max(self._list_failures, 1), exc, self.rng)
         return Outcome(
             req.id, PENDING, f"not sent, {message}; next try in {delay:.0f} s",
@@ -345,21 +359,21 @@ class QueueWorker:
         )  # fmt: skip
 
     def _retry_or_fail(
-        self, req: ClaimedRequest, attempt: int, message: str, exc: BaseException | None, *, never_fail: bool = False
+        self, req: ClaimedRequest, message: str, exc: BaseException | None, *, never_fail: bool = False
     ) -> Outcome:
         # The call may have been carried out although we never saw the answer: say so, so
         # that a second submission of the same request is explained in its history.
         unknown = ""
         if isinstance(exc, RequestTimeout | BadAnswer):
             unknown = " (outcome unknown, OwnBackup may have carried it out)"
-        if attempt >= self.settings.max_attempts and not never_fail:
+        if req.attempts >= self.settings.max_attempts and not never_fail:
             retry = f"retry with `gdpr-daemon requests retry {req.id}`"
-            error = f"{message} (gave up after {attempt} attempts; {retry})"
-            detail = f"attempt {attempt} failed{unknown}, no attempts left: {message}"
+            error = f"{message} (gave up after {req.attempts} attempts; {retry})"
+            detail = f"attempt {req.attempts} failed{unknown}, no attempts left: {message}"
             return Outcome(req.id, FAILED, detail, error=error)
-        delay = self.retry.delay(attempt, exc, self.rng)
+        delay = self.retry.delay(req.attempts, exc, self.rng)
         return Outcome(
-            req.id, PENDING, f"attempt {attempt} failed{unknown}: {message}; next attempt in {delay:.0f} s",
+            req.id, PENDING, f"attempt {req.attempts} failed{unknown}: {message}; next attempt in {delay:.0f} s",
             error=message, retry_in=delay,
         )  # fmt: skip
 
@@ -374,7 +388,7 @@ class QueueWorker:
                 log.warning("database_unavailable", action="renew leases", error=type(exc).__name__)
 
     async def drain(self, timeout: float | None = None) -> None:
-        """Stop claiming; let started calls finish (bounded); give up the other claims."""
+        """Stop claiming; let started calls finish (bounded); release the rest."""
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         self._claiming = False
@@ -386,26 +400,25 @@ class QueueWorker:
             await asyncio.wait(list(self._tasks.values()), timeout=max(deadline - time.monotonic(), 0.1))
         cut = [rid for rid, t in self._tasks.items() if not t.done()]
         called = [rid for rid in cut if rid in self._calling]
-        not_called = [rid for rid in cut if rid not in self._calling]  # waiting for their start to be written
+        unstarted += [rid for rid in cut if rid not in self._calling]  # waiting for their start: no call made
         for rid in cut:
             self._tasks[rid].cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait(list(self._tasks.values()), timeout=1.0)
-        # Outcomes first: a claim whose outcome is written has no lease left to give up.
-        await self.recorder.flushed(max(deadline - time.monotonic(), 2.0))
-        await self._release(unstarted + not_called, called=False)
+        await self._release(unstarted, started=False, detail="released unstarted at shutdown")
         await self._release(
             called,
-            called=True,
+            started=True,
             detail="call cut off at shutdown after the drain bound: outcome unknown, it will be submitted again",
         )
+        await self.recorder.flushed(max(deadline - time.monotonic(), 2.0))
 
-    async def _release(self, ids: Sequence[int], *, called: bool, detail: str = "") -> None:
+    async def _release(self, ids: Sequence[int], *, started: bool, detail: str) -> None:
         if not ids:
             return
         try:
-            n = await self.store.release(ids, called=called, detail=detail)
-            log.info("released", count=n, called=called)
+            n = await self.store.release(ids, started=started, detail=detail)
+            log.info("released", count=n, started=started)
         except db_errors() as exc:
             log.warning("release_failed", count=len(ids), error=type(exc).__name__,
-                        hint="any replica takes them over when their lease expires")  # fmt: skip
+                        hint="the reaper of any replica returns them when their lease expires")  # fmt: skip

@@ -1,26 +1,28 @@
-"""Dispatch: a claim is a lease on a pending row; in_flight means a call may have gone out.
+"""Dispatch: which claims each daemon process has started, so a crash leaves an exact history.
 
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-02
 
-Until 0005 a claim moved a row to ``in_flight`` (attempt counted, history written) and a
-process held up to four times its concurrency in claims, so a crash left hundreds of
-rows in flight that had never been sent, and the reaper could only call each "outcome
-unknown".  From this revision on (``gdpr_daemon/db/queue.py``):
+A claim moves a request to ``in_flight`` and counts an attempt, as before; but a process
+holds claims that wait for a call slot, and when it stopped, the reaper of another one
+could only call every expired claim "outcome unknown", though most had never been sent.
+Now a process adds a claim's id to its row of ``gdpr_dispatch`` in a statement committed
+before the call goes out (one statement for every start that comes together, no history
+row: nothing changes for the request), and the reaper reads that row: an expired claim
+that was started may have been sent ("outcome unknown", as before); one that was not was
+never sent, and goes back to pending without counting the attempt, its history saying so.
 
-* a claim only sets ``lease_owner`` and ``lease_expires_at`` on a ``pending`` row (no
-  state change, no history row); a claim whose lease expired is taken over by the next
-  claim of any process, with a history row saying it was never sent;
-* a row moves to ``in_flight`` (attempt counted, history row) in a transaction committed
-  before its call goes out, so ``in_flight`` means "a call may have been made", and only
-  such rows are reaped as "outcome unknown".
+Why a table of its own rather than a column of ``gdpr_requests``: a start is then one
+small row written per batch of starts, not an update of every request row (a new row
+version and an entry in each of the table's indexes), which bench/drain.py measured as
+the difference between keeping the drain rate and losing a fifth of it.  The row of a
+process holds only its calls under way (at most ``queue_concurrency`` ids): the worker
+drops those whose outcome is written, a claim drops an earlier attempt's, and the reaper
+drops what it reaps and deletes the rows of processes that stopped.
 
-No column changes, so nothing new to grant (``gdpr_daemon`` may update the lease columns
-already).  What changes is which rows hold leases: pending ones too.  The partial index on
-leases of in-flight rows becomes one on every lease, which both the reaper (in-flight rows
-whose lease expired) and the look-out for a stopped process's claims (when does the
-earliest lease of another process expire) read.
+The daemon's role writes it (``config/sql/roles.sql`` grants it; so does this migration
+when that role exists already, so that an upgrade works before roles.sql runs again).
 """
 
 from __future__ import annotations
@@ -36,25 +38,29 @@ branch_labels = None
 depends_on = None
 
 UPGRADE = r"""
-CREATE INDEX gdpr_requests_leases_idx ON {S}.gdpr_requests (lease_expires_at) WHERE lease_owner IS NOT NULL;
-DROP INDEX {S}.gdpr_requests_lease_idx;
-COMMENT ON COLUMN {S}.gdpr_requests.lease_owner IS
-    'Random token of the daemon process holding the claim (never a host or pod name). On a pending row: claimed, '
-    'no call made yet; on an in_flight row: the call may have gone out.';
-COMMENT ON COLUMN {S}.gdpr_requests.lease_expires_at IS
-    'When the claim lapses unless renewed: a pending claim is then taken over by any process, an in_flight one '
-    'reaped as outcome unknown.';
+CREATE TABLE {S}.gdpr_dispatch (
+    owner       text PRIMARY KEY,
+    started     bigint[] NOT NULL DEFAULT '{}',
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT dispatch_owner_at_most_64_characters CHECK (length(owner) <= 64)
+);
+COMMENT ON TABLE {S}.gdpr_dispatch IS
+    'One row per daemon process (its lease token): the requests whose calls it has started, each added in a '
+    'statement committed before the call goes out. The reaper calls an expired claim listed here "outcome '
+    'unknown" and one not listed "never sent".';
+COMMENT ON COLUMN {S}.gdpr_dispatch.started IS
+    'Ids of requests this process has claimed (in_flight, lease_owner = owner) and started: a call may be under way.';
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'gdpr_daemon') THEN
+        GRANT SELECT, INSERT, UPDATE, DELETE ON {S}.gdpr_dispatch TO gdpr_daemon;
+    END IF;
+END $$;
 """
 
 DOWNGRADE = r"""
-CREATE INDEX gdpr_requests_lease_idx ON {S}.gdpr_requests (lease_expires_at) WHERE status = 'in_flight';
-DROP INDEX {S}.gdpr_requests_leases_idx;
--- Claims of the new kind (pending rows with a lease) mean nothing to the old code: drop them.
-UPDATE {S}.gdpr_requests SET lease_owner = NULL, lease_expires_at = NULL
-WHERE status = 'pending' AND lease_owner IS NOT NULL;
-COMMENT ON COLUMN {S}.gdpr_requests.lease_owner IS
-    'Random token of the daemon process holding the claim (never a host or pod name).';
-COMMENT ON COLUMN {S}.gdpr_requests.lease_expires_at IS NULL;
+DROP TABLE {S}.gdpr_dispatch;
 """
 
 

@@ -45,44 +45,37 @@ async def check_invariants(pg: asyncpg.Connection, sim: Simulator) -> dict[str, 
     return {**states, "calls": sum(calls.values()), "duplicates": duplicates, "unknown_noted": len(unknown)}
 
 
-async def check_starts(pg: asyncpg.Connection, sim: Simulator) -> dict[str, int]:
-    """No call went out before its start was in the history, and only started attempts are ever
-    called "outcome unknown" by the reaper.
+async def check_reaped(pg: asyncpg.Connection, sim: Simulator) -> dict[str, int]:
+    """What the reaper said of expired claims is true: no call was made for an attempt it called never sent.
 
-    For each request, the k-th call the simulator accepted came after the k-th history row
-    "attempt N: sending to OwnBackup"; each reaper note "lease of attempt N ... expired: outcome
-    unknown" comes after the start of attempt N.  Returns counts: starts, reaper notes
-    (outcome unknown) and take-overs of claims never sent.
+    For each note "lease of attempt N ... expired before its call was made: never sent", the
+    simulator accepted no call for that request between the row "claimed for attempt N" and
+    the note.  Returns counts: reaper notes saying outcome unknown, and never sent.
     """
     rows = await pg.fetch(
         "SELECT request_id, at, detail FROM gdpr_request_log "
-        "WHERE detail LIKE 'attempt %: sending to OwnBackup' OR detail LIKE 'lease of attempt % expired: outcome unknown%' "
-        "   OR detail LIKE '%never sent, taken over' ORDER BY id"
-    )  # fmt: skip
+        "WHERE detail LIKE 'claimed for attempt %' OR detail LIKE 'lease of attempt % expired%' ORDER BY id"
+    )
     keys = {r["id"]: (r["service_id"], r["record_id"]) for r in await pg.fetch("SELECT id, service_id, record_id FROM gdpr_requests")}
     calls: dict[tuple[int, str], list[object]] = {}
     for c in sim.state.gdpr_calls:
         calls.setdefault((c.service_id, c.record_id), []).append(c.at)
-    starts: dict[int, list[tuple[int, object]]] = {}
-    reaped = never = 0
+    claimed: dict[tuple[int, int], object] = {}
+    unknown = never = 0
     for r in rows:
-        detail = r["detail"]
-        if detail.endswith(": sending to OwnBackup"):
-            starts.setdefault(r["request_id"], []).append((int(detail.split()[1].rstrip(":")), r["at"]))
-        elif detail.startswith("lease of attempt"):
-            reaped += 1
-            attempt = int(detail.split()[3])
-            assert any(n == attempt and at < r["at"] for n, at in starts.get(r["request_id"], [])), (
-                f"request {r['request_id']}: attempt {attempt} called outcome unknown without having been started"
-            )
-        else:
-            never += 1
-    for rid, key in keys.items():
-        made = sorted(calls.get(key, []))  # type: ignore[type-var]
-        started = sorted(at for _n, at in starts.get(rid, []))  # type: ignore[type-var]
-        assert len(made) <= len(started), f"request {rid}: {len(made)} calls, {len(started)} starts"
-        assert all(c >= s for c, s in zip(made, started, strict=False)), f"request {rid}: a call before its start"
-    return {"starts": sum(len(v) for v in starts.values()), "reaped_unknown": reaped, "never_sent": never}
+        words = r["detail"].split()
+        if r["detail"].startswith("claimed for attempt"):
+            claimed[(r["request_id"], int(words[3]))] = r["at"]
+            continue
+        attempt = int(words[3])
+        if "never sent" not in r["detail"]:
+            unknown += 1
+            continue
+        never += 1
+        since = claimed[(r["request_id"], attempt)]
+        made = [at for at in calls.get(keys[r["request_id"]], []) if since <= at <= r["at"]]  # type: ignore[operator]
+        assert not made, f"request {r['request_id']}: attempt {attempt} called never sent, but a call came at {made}"
+    return {"reaped_unknown": unknown, "never_sent": never}
 
 
 # What a history row's hash covers (migrations 0004/0005), for tests that rewrite rows as a

@@ -12,7 +12,7 @@ import pytest
 from gdpr_daemon.db.integrity import verify_chains
 from gdpr_daemon.simulator import FaultConfig
 from tests.helpers import insert_forget, insert_rectify, log_events, pii, wait_for_log, wait_until
-from tests.integrity.support import check_invariants, check_starts, start_daemon, stop_daemon
+from tests.integrity.support import check_invariants, check_reaped, start_daemon, stop_daemon
 
 ROUNDS = 10
 TIME_BUDGET = 30.0  # seconds of kill rounds at most; then one daemon finishes the queue
@@ -27,8 +27,8 @@ DAEMON_ENV = {
 @pytest.mark.slow
 async def test_sigkill_at_random_moments_loses_nothing(sim, db_url, sim_url, pg, log_file, engine):
     """2,500 requests, the daemon SIGKILLed at random moments and restarted: all finish, duplicates only where noted;
-    no call before its start is in the history, and "outcome unknown" only for started attempts, at most
-    concurrency of them a kill (the claims a killed process never started are taken over as never sent)."""
+    a killed process's claims come back as never sent where no call was made for them, and as outcome unknown
+    at most for the calls it had under way (concurrency of them a kill)."""
     seed = int(os.environ.get("GDPR_TEST_SEED") or random.SystemRandom().randrange(1 << 30))
     rng = random.Random(seed)
     print(f"\nseed {seed} (GDPR_TEST_SEED reproduces the kill moments)")
@@ -73,7 +73,7 @@ async def test_sigkill_at_random_moments_loses_nothing(sim, db_url, sim_url, pg,
     assert code == 0
 
     counts = await check_invariants(pg, sim)
-    starts = await check_starts(pg, sim)
+    starts = await check_reaped(pg, sim)
     print(f"{kills} kills, {total} requests: {counts}; {starts}")
     assert counts.get("rejected") == 25 and counts["submitted"] + counts.get("failed", 0) == total - 25
     crashed = starts["reaped_unknown"] + starts["never_sent"]

@@ -151,7 +151,7 @@ async def test_bad_api_answers_end_in_a_clear_last_error(sim, settings_for, engi
         history = await pg.fetch("SELECT detail FROM gdpr_request_log WHERE request_id = $1 ORDER BY id", ids[0])
         steps = [h["detail"].split(":")[0] for h in history[-3:]]
         unknown = " (outcome unknown, OwnBackup may have carried it out)" if mode in OUTCOME_UNKNOWN else ""
-        assert steps == [f"attempt 1 failed{unknown}", "attempt 2",
+        assert steps == [f"attempt 1 failed{unknown}", "claimed for attempt 2",
                          f"attempt 2 failed{unknown}, no attempts left"]  # fmt: skip
         sim.faults = FaultConfig()
         (ok,) = await insert_forget(pg, 1001, 1, prefix=f"OK{secrets.token_hex(2)}")

@@ -221,7 +221,6 @@ async def test_a_batch_refused_for_its_data_is_written_row_by_row(engine, pg, re
     store = QueueStore(engine, owner="test-owner", actor="test", lease_seconds=30)
     claimed = await store.claim(10)
     assert len(claimed) == 6
-    await store.start([c.id for c in claimed])  # their calls were made: in flight
     outcomes = [Outcome(rid, "submitted", f"submitted to OwnBackup: request id {700 + n}", ownbackup_request_id=700 + n)
                 for n, rid in enumerate(ids[:4])]  # fmt: skip
     bad_id = Outcome(ids[4], "submitted", "submitted to OwnBackup: request id 1e20", ownbackup_request_id=10**20)
