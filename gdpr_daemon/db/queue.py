@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -347,9 +348,13 @@ class QueueStore:
             assert driver is not None
             try:
                 return list(await driver.fetch(statement.sql, *(params[n] for n in statement.names)))
+            except asyncpg.PostgresError:
+                raise  # the server refused the statement: the connection is still good
             except BaseException:
-                if driver.is_closed():
-                    fairy.invalidate()
+                # Broken, or cut off mid-statement (a cancelled or timed-out start): a
+                # connection left with an operation under way answers every later use with
+                # "another operation is in progress", so it must not go back to the pool.
+                fairy.invalidate()
                 raise
 
     async def claim(self, limit: int, busy_services: Sequence[int] = ()) -> list[ClaimedRequest]:

@@ -47,8 +47,11 @@ def db_errors() -> tuple[type[BaseException], ...]:
 
     # asyncpg's own errors come unwrapped from the statements run on the driver's connection
     # (QueueStore._fetch): a server error there is PostgresError.
+    # InternalClientError: a connection left with an operation under way ("another operation
+    # is in progress"); QueueStore._fetch drops such a connection, so the next try gets a new one.
     return (OSError, asyncpg.PostgresError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-            DBAPIError, OperationalError, InterfaceError, asyncio.TimeoutError)  # fmt: skip
+            asyncpg.InternalClientError, DBAPIError, OperationalError, InterfaceError,
+            asyncio.TimeoutError)  # fmt: skip
 
 
 #: SQLSTATE classes that mean "the database refuses these values", not "it is away":
@@ -287,13 +290,16 @@ class Starter:
             began = time.monotonic()
             try:
                 result = await self.store.start(list(waiting), done)
-            except db_errors() as exc:
+            except Exception as exc:  # any failure: nothing started; a dead starter would stall every call
                 for rid, fut in waiting.items():  # tried again with the next write, unless withdrawn meanwhile
                     if not fut.done():
                         self._waiting.setdefault(rid, fut)
                 self._done[:0] = done
-                log.warning("database_unavailable", action="start calls", error=type(exc).__name__,
-                            retry_in=round(backoff, 1))  # fmt: skip
+                if isinstance(exc, db_errors()):
+                    log.warning("database_unavailable", action="start calls", error=type(exc).__name__,
+                                retry_in=round(backoff, 1))  # fmt: skip
+                else:
+                    log.error("internal_error", action="start calls", error=repr(exc), retry_in=round(backoff, 1))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
