@@ -134,7 +134,9 @@ class Settings(BaseModel):
         5.0, gt=0, le=3600, description="Fallback poll when no NOTIFY arrives."
     )
     queue_reaper_interval_seconds: float = Field(
-        10.0, gt=0, le=3600, description="How often expired leases are returned to `pending`."
+        10.0, gt=0, le=3600,
+        description="How often other processes' leases are looked at (and again as soon as the earliest expires); "
+        "an expired claim goes back to `pending`.",
     )
     queue_services_refresh_seconds: float = Field(
         300.0, gt=0, le=86400, description="How often the account's service list is refreshed."

@@ -37,17 +37,26 @@ class ServiceDirectory:
         self._miss_refresh = miss_refresh_seconds
         self._clock = clock
         self._lock = asyncio.Lock()
+        self._failure: tuple[float, Exception] | None = None  # when the last fetch failed, and why
 
     @property
     def ids(self) -> frozenset[int] | None:
         return self._ids
 
     async def refresh(self, *, if_older_than: float = 0.0) -> frozenset[int]:
-        """Fetch the list again; concurrent callers share one fetch."""
+        """Fetch the list again; concurrent callers share one fetch (and, within
+        ``if_older_than`` of a failed one, its error: no queue of fetches behind a dead API)."""
         async with self._lock:
             if self._ids is not None and self._clock() - self._loaded_at < if_older_than:
                 return self._ids  # someone refreshed while we waited
-            services = await self._fetch()
+            if self._failure is not None and self._clock() - self._failure[0] < if_older_than:
+                raise self._failure[1]
+            try:
+                services = await self._fetch()
+            except Exception as exc:
+                self._failure = (self._clock(), exc)
+                raise
+            self._failure = None
             self._ids = frozenset(int(s.id) for s in services)
             self._loaded_at = self._clock()
             log.debug("services_refreshed", count=len(self._ids))

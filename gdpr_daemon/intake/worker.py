@@ -114,6 +114,7 @@ class QueueWorker:
         self._started: set[int] = set()  # holding their call slots, asked to be started (the drain waits for these)
         self._calling: set[int] = set()  # started, the call under way
         self._list_failures = 0  # the service list could not be fetched, this many times in a row
+        self._list_backoff = 0.5
         self._per_service: Counter[int] = Counter()
         self._service_sems: dict[int, asyncio.Semaphore] = {}
         self._calls = asyncio.Semaphore(settings.concurrency)
@@ -146,6 +147,8 @@ class QueueWorker:
                 if want <= 0:
                     self._slot.clear()
                     await self._wait_for(self._slot, stop, timeout=self.settings.poll_interval)
+                    continue
+                if not await self._services_ready(stop):
                     continue
                 self._wake.clear()
                 try:
@@ -184,6 +187,26 @@ class QueueWorker:
         finally:
             await self.drain()
             await self._stop_background()
+
+    async def _services_ready(self, stop: asyncio.Event) -> bool:
+        """Whether the account's service list is loaded, trying to load it if not.
+
+        Without it no claim could start (each would wait its turn to fetch the list while
+        holding its claim), so none is made: the requests wait, pending, until the API
+        answers again.  Tried again with backoff, at most every 30 s.
+        """
+        if self.services.ids is not None:
+            return True
+        try:
+            await self.services.refresh()
+        except OwnBackupError as exc:
+            log.warning("services_unavailable", error=str(exc), retry_in=round(self._list_backoff, 1),
+                        hint="no request is claimed until the account's service list can be read")  # fmt: skip
+            await self._wait_for(None, stop, timeout=self._list_backoff)
+            self._list_backoff = min(self._list_backoff * 2, 30.0)
+            return False
+        self._list_backoff = 0.5
+        return True
 
     def _start_background(self) -> None:
         self._bg_stop = asyncio.Event()
