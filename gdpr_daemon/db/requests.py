@@ -256,6 +256,13 @@ async def status_counts(engine: AsyncEngine) -> dict[str, int]:
         return {r[0]: int(r[1]) for r in rows}
 
 
+async def confirmed_count(engine: AsyncEngine) -> int:
+    """Requests a matching OwnBackup event has confirmed, whichever pull found it."""
+    async with engine.connect() as conn:
+        result = await conn.execute(text("SELECT count(*) FROM gdpr_requests WHERE confirmed_at IS NOT NULL"))
+        return int(result.scalar_one())
+
+
 # A verification of the erasure in a backup (gdpr_daemon.verify): a history row from the submitted
 # status to itself, written only while the request is still submitted.
 _RECORD_VERIFICATION = text("""
