@@ -127,6 +127,18 @@ async def fill(conn: asyncpg.Connection, n: int, services: int) -> None:
     )  # fmt: skip
 
 
+async def moment(replica: Replica, rng: random.Random) -> None:
+    """Wait for a random moment to kill ``replica``: one time in five while it may still be
+    starting (0.2 to 2 s after its start), otherwise 0.3 to 4 s after it is up (bounded)."""
+    if rng.random() < 0.2:
+        await asyncio.sleep(rng.uniform(0.2, 2.0))
+        return
+    deadline = time.monotonic() + 20
+    while replica.token() is None and time.monotonic() < deadline:  # noqa: ASYNC110 (a log file poll)
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(rng.uniform(0.3, 4.0))
+
+
 async def kill(replica: Replica, conn: asyncpg.Connection, alone: bool) -> Kill:
     assert replica.proc is not None
     replica.proc.kill()
@@ -182,7 +194,7 @@ async def soak(db_url: str, sim_url: str, args: argparse.Namespace, log_dir: Pat
     a, b = Replica("A", log_dir, env), Replica("B", log_dir, env)
     kills: list[Kill] = []
     stop = asyncio.Event()
-    expected = args.kills / 2 * (2 * 2.5 + 1.5)  # seconds the kill cycles take, roughly
+    expected = args.kills / 2 * (2 * 4.0 + 1.5)  # seconds the kill cycles take, roughly
     faults = asyncio.create_task(api_faults(sim_url, args, stop, [expected / 3, 2 * expected / 3]))
     drops_at = sorted(rng.sample(range(1, args.kills), 3))
     dropped = 0
@@ -191,14 +203,16 @@ async def soak(db_url: str, sim_url: str, args: argparse.Namespace, log_dir: Pat
         await b.start()
         while len(kills) < args.kills:
             first, second = (a, b) if rng.random() < 0.5 else (b, a)
-            await asyncio.sleep(rng.uniform(0.5, 4.5))
+            await moment(first, rng)
             kills.append(await kill(first, conn, alone=not second.running))
             if len(kills) in drops_at:
                 dropped += await drop_connections(conn)
             if len(kills) >= args.kills:
                 break
-            await asyncio.sleep(rng.uniform(0.5, 4.5))
+            await moment(second, rng)
             kills.append(await kill(second, conn, alone=not first.running))
+            if len(kills) in drops_at:
+                dropped += await drop_connections(conn)
             await asyncio.sleep(rng.uniform(0.0, 1.5))
             await first.start()
             await second.start()

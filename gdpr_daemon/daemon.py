@@ -199,7 +199,7 @@ class Daemon:
         return False
 
     async def _start_up_steps(self, stop: asyncio.Event) -> bool:
-        for step in (self._write_intake_settings, self._reap, self._refresh_services):
+        for step in (self._write_intake_settings, self._refresh_services):
             if not await unless_stopped(stop, step()):
                 return False
         return True
@@ -334,7 +334,20 @@ class Daemon:
         async with self.client:
             # Each start-up step gives way to a stop: a SIGTERM while Postgres or the API is
             # down (a login being retried, a connect timing out) ends the process at once.
-            if not (await self._wait_for_database(stop) and await self._start_up_steps(stop)):
+            if not await self._wait_for_database(stop):
+                log.info("daemon_stopped", exit_code=0, phase="starting")
+                return 0
+            # From here on, whatever the API does: the claims of a process that stopped come
+            # back within about one lease even while this one still waits for the API.
+            lookout = asyncio.create_task(self._lease_lookout(stop), name="lease-lookout")
+            started = False
+            try:
+                started = await self._start_up_steps(stop)
+            finally:
+                if not started:  # stopped while starting, or a start-up step failed
+                    lookout.cancel()
+                    await asyncio.gather(lookout, return_exceptions=True)
+            if not started:
                 log.info("daemon_stopped", exit_code=0, phase="starting")
                 return 0
             scheduler = self._scheduler(stop)
@@ -343,7 +356,6 @@ class Daemon:
             assert listen_url is not None
             listener = asyncio.create_task(listen(listen_url, self.worker.wake, stop), name="listener")
             worker = asyncio.create_task(self.worker.run(stop), name="queue-worker")
-            lookout = asyncio.create_task(self._lease_lookout(stop), name="lease-lookout")
             self.ready.set()
             log.info("daemon_started", instance=self.settings.instance_name, lease_owner=self.token,
                      concurrency=self.settings.queue_concurrency)  # fmt: skip

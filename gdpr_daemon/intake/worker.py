@@ -193,7 +193,8 @@ class QueueWorker:
 
         Without it no claim could start (each would wait its turn to fetch the list while
         holding its claim), so none is made: the requests wait, pending, until the API
-        answers again.  Tried again with backoff, at most every 30 s.
+        answers again.  Tried again with backoff, up to every 5 s (each try is one call,
+        retried by the client as every GET is).
         """
         if self.services.ids is not None:
             return True
@@ -203,7 +204,7 @@ class QueueWorker:
             log.warning("services_unavailable", error=str(exc), retry_in=round(self._list_backoff, 1),
                         hint="no request is claimed until the account's service list can be read")  # fmt: skip
             await self._wait_for(None, stop, timeout=self._list_backoff)
-            self._list_backoff = min(self._list_backoff * 2, 30.0)
+            self._list_backoff = min(self._list_backoff * 2, 5.0)
             return False
         self._list_backoff = 0.5
         return True
