@@ -5,7 +5,7 @@ them (`gdpr-daemon run`, each its own process, default lease and reaper settings
 soak kills in cycles: one replica at a random moment while the other runs, then the other
 while the first is down (so half the kills leave no replica running), then starts both
 again.  Meanwhile the API fails: a small share of 5xx all along, a burst of 429s every
-ten seconds, and two outages of five seconds (every call 5xx); and the daemons' database
+15 seconds, and two outages of five seconds (every call 5xx); and the daemons' database
 connections are dropped (``pg_terminate_backend``) three times.
 
 The API model (the simulator's faults): a call waits ``--latency-ms`` (plus jitter) before
@@ -95,6 +95,11 @@ class Replica:
                     return str(event["lease_owner"])
         return None
 
+    def working(self) -> bool:
+        """Whether this run has submitted a request yet."""
+        assert self.log is not None
+        return '"request_submitted"' in self.log.read_text(errors="replace")
+
 
 @dataclass
 class Kill:
@@ -129,12 +134,13 @@ async def fill(conn: asyncpg.Connection, n: int, services: int) -> None:
 
 async def moment(replica: Replica, rng: random.Random) -> None:
     """Wait for a random moment to kill ``replica``: one time in five while it may still be
-    starting (0.2 to 2 s after its start), otherwise 0.3 to 4 s after it is up (bounded)."""
+    starting (0.2 to 2 s after its start), otherwise 0.3 to 4 s after it submitted its first
+    request (that wait bounded by 30 s)."""
     if rng.random() < 0.2:
         await asyncio.sleep(rng.uniform(0.2, 2.0))
         return
-    deadline = time.monotonic() + 20
-    while replica.token() is None and time.monotonic() < deadline:  # noqa: ASYNC110 (a log file poll)
+    deadline = time.monotonic() + 30
+    while not replica.working() and time.monotonic() < deadline:  # noqa: ASYNC110 (a log file poll)
         await asyncio.sleep(0.1)
     await asyncio.sleep(rng.uniform(0.3, 4.0))
 
@@ -154,7 +160,7 @@ async def kill(replica: Replica, conn: asyncpg.Connection, alone: bool) -> Kill:
 
 
 async def api_faults(sim_url: str, args: argparse.Namespace, stop: asyncio.Event, outages_at: list[float]) -> int:
-    """429 bursts every 10 s and the two outages, until ``stop``; how many bursts were sent."""
+    """A burst of five 429s every 15 s and the two outages, until ``stop``; how many bursts were sent."""
     started = time.monotonic()
     bursts = 0
     pending = sorted(outages_at)
@@ -169,8 +175,8 @@ async def api_faults(sim_url: str, args: argparse.Namespace, stop: asyncio.Event
             await sim_control(sim_url, "PATCH", "/_simulator/faults", {"rate_5xx": 1.0})
             await asyncio.sleep(5.0)
             await sim_control(sim_url, "PATCH", "/_simulator/faults", {"rate_5xx": args.rate_5xx})
-        if int(elapsed) % 10 == 0:
-            await sim_control(sim_url, "PATCH", "/_simulator/faults", {"burst_429": 10})
+        if int(elapsed) % 15 == 0:
+            await sim_control(sim_url, "PATCH", "/_simulator/faults", {"burst_429": 5})
             bursts += 1
     return bursts
 
@@ -194,7 +200,7 @@ async def soak(db_url: str, sim_url: str, args: argparse.Namespace, log_dir: Pat
     a, b = Replica("A", log_dir, env), Replica("B", log_dir, env)
     kills: list[Kill] = []
     stop = asyncio.Event()
-    expected = args.kills / 2 * (2 * 4.0 + 1.5)  # seconds the kill cycles take, roughly
+    expected = args.kills / 2 * (2 * 6.0 + 1.5)  # seconds the kill cycles take, roughly
     faults = asyncio.create_task(api_faults(sim_url, args, stop, [expected / 3, 2 * expected / 3]))
     drops_at = sorted(rng.sample(range(1, args.kills), 3))
     dropped = 0

@@ -225,11 +225,12 @@ SELECT count(*) FROM u
 # will record or release each of them; reaping them would send requests whose answers it
 # holds a second time.  A claim its holder started may have been sent: "outcome unknown",
 # it will be submitted again (or it fails, when no attempts are left).  One never started
-# was never sent: back to pending with the attempt not counted.  next_attempt_at is kept,
-# so the request keeps its place in the queue.  Then the dispatch rows: reaped ids leave
-# them, and the row of a process that holds no claim and has not started one for twice
-# :lease seconds goes.  Last, when the next lease of another process expires (the caller
-# looks again then, so a stopped process's claims come back within about one lease).
+# was never sent: back to pending with the attempt not counted.  Either goes to the front
+# of the queue (its turn had come): a backlog does not keep it waiting a second time.
+# Then the dispatch rows: reaped ids leave them, and the row of a process that holds no
+# claim and has not started one for twice :lease seconds goes.  Last, when the next lease
+# of another process expires (the caller looks again then, so a stopped process's claims
+# come back within about one lease).
 _REAP = text("""
 WITH x AS (
     SELECT r.id, r.lease_owner, coalesce(r.id = ANY(d.started), false) AS started
@@ -246,6 +247,9 @@ WITH x AS (
             THEN 'The outcome of attempt ' || r.attempts || ' is unknown (the process holding it stopped)'
                  || ' and no attempts are left; retry it with `gdpr-daemon requests retry ' || r.id || '`.'
             ELSE r.last_error END,
+        -- First in the queue again: its turn had come when the stopped process claimed it.
+        next_attempt_at = least(r.next_attempt_at,
+                                (SELECT min(p.next_attempt_at) FROM gdpr_requests p WHERE p.status = 'pending')),
         lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
     FROM x WHERE r.id = x.id
     RETURNING r.id, r.status, x.started, x.lease_owner,

@@ -61,19 +61,20 @@ async def test_a_claim_whose_lease_is_nearly_over_or_lost_is_not_started(engine,
 
 
 async def test_expired_claims_of_a_stopped_process_come_back_exactly(engine, pg):
-    """A stopped process's expired claims return to pending: the started ones as "outcome unknown" (the
-    attempt counted), the others as never sent (the attempt not counted); neither keeps a place in its row."""
+    """A stopped process's expired claims return to pending, first in the queue: the started ones as "outcome
+    unknown" (the attempt counted), the others as never sent (the attempt not counted); none stays in its row."""
     ids = await insert_forget(pg, 1001, 4)
     dead = store(engine, "dead-process")
     assert len(await dead.claim(4)) == 4
     await dead.start(ids[:2])
-    due = await pg.fetchval("SELECT max(next_attempt_at) FROM gdpr_requests")
+    waiting = await insert_forget(pg, 1001, 2, prefix="WAIT")
+    await pg.execute("UPDATE gdpr_requests SET next_attempt_at = now() - interval '1 hour' WHERE id = ANY($1)", waiting)
     await expire(pg)
     found = await store(engine, "live").reap_expired(max_attempts=5)
     assert (found.unknown, found.never_sent, found.reaped) == (2, 2, 4)
     rows = {r["id"]: (r["status"], r["attempts"]) for r in await pg.fetch("SELECT id, status, attempts FROM gdpr_requests")}
-    assert rows == {ids[0]: ("pending", 1), ids[1]: ("pending", 1), ids[2]: ("pending", 0), ids[3]: ("pending", 0)}
-    assert await pg.fetchval("SELECT max(next_attempt_at) FROM gdpr_requests") == due, "they keep their place"
+    assert {i: rows[i] for i in ids} == {ids[0]: ("pending", 1), ids[1]: ("pending", 1), ids[2]: ("pending", 0),
+                                         ids[3]: ("pending", 0)}  # fmt: skip
     for rid in ids[:2]:
         assert await last_note(pg, rid) == "lease of attempt 1 held by process dead-process expired: outcome unknown, it will be submitted again"
     for rid in ids[2:]:
@@ -82,6 +83,8 @@ async def test_expired_claims_of_a_stopped_process_come_back_exactly(engine, pg)
             "the attempt is not counted"
         )  # fmt: skip
     assert await pg.fetchval("SELECT started FROM gdpr_dispatch WHERE owner = 'dead-process'") == []
+    order = [c.id for c in await store(engine, "next").claim(6)]
+    assert set(order[:4]) == set(ids), "their turn had come: they go before requests that waited longer"
 
 
 async def test_reaped_claims_are_submitted_again(sim, settings_for, engine, pg):
