@@ -276,9 +276,12 @@ WITH x AS (
 ), w AS (
     SELECT EXTRACT(epoch FROM min(lease_expires_at) - now())::float8 AS next_in FROM gdpr_requests
     WHERE status = 'in_flight' AND lease_expires_at >= now() AND lease_owner <> :owner
+), n AS (
+    -- Every replica's worker wakes for them, not only this one's (which may have no room).
+    SELECT pg_notify('gdpr_requests', '') FROM (SELECT 1 FROM u LIMIT 1) AS any_reaped
 )
 SELECT (SELECT count(*) FILTER (WHERE started) FROM u) AS unknown,
-       (SELECT count(*) FILTER (WHERE NOT started) FROM u) AS never_sent, w.next_in
+       (SELECT count(*) FILTER (WHERE NOT started) FROM u) AS never_sent, w.next_in, (SELECT count(*) FROM n) AS woke
 FROM w
 """)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+
 from gdpr_daemon.daemon import Daemon
 from gdpr_daemon.db.queue import Outcome, QueueStore
 from gdpr_daemon.intake.recorder import Starter
@@ -244,3 +246,22 @@ async def test_stopped_process_claims_back_when_their_lease_expires(sim, setting
     assert (unknown, never) == (set(ids[:2]), set(ids[2:]))
     attempts = dict(await pg.fetch("SELECT id, attempts FROM gdpr_requests"))
     assert [attempts[i] for i in ids] == [2, 2, 1, 1]
+
+
+async def test_reaping_wakes_every_replica(engine, pg, db_url):
+    """Claims put back by the reaper send one NOTIFY, so a replica with room takes them at once, not at its poll."""
+    await insert_forget(pg, 1001, 2)
+    await store(engine, "dead").claim(2)
+    listener = await asyncpg.connect(db_url)
+    got: list[str] = []
+    await listener.add_listener("gdpr_requests", lambda _c, _pid, _ch, payload: got.append(payload))
+    try:
+        await store(engine, "live").reap_expired(max_attempts=5)
+        await listener.execute("SELECT 1")
+        assert got == [], "nothing reaped, no wake-up"
+        await expire(pg)
+        assert (await store(engine, "live").reap_expired(max_attempts=5)).reaped == 2
+        await listener.execute("SELECT 1")  # notifications are delivered before this answer
+    finally:
+        await listener.close()
+    assert got == [""]
