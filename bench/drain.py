@@ -55,7 +55,7 @@ from common import (
     sim_control,
 )  # fmt: skip
 
-from gdpr_daemon import logging as glog
+from gdpr_daemon import logs
 from gdpr_daemon.config import load_settings
 from gdpr_daemon.daemon import Daemon, OnceReport
 
@@ -263,7 +263,7 @@ def api_server(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 async def main(args: argparse.Namespace) -> None:
     log_path = Path(tempfile.mkstemp(prefix="gdpr-bench-", suffix=".log")[1])
-    glog.configure("json", "info", stream=log_path.open("a"))
+    logs.configure("json", "info", stream=log_path.open("a"))
     print(f"bench/drain.py: {args.requests} requests over {args.services} services, concurrency {args.concurrency}, "
           f"API: {args.api}, {os.cpu_count()} CPUs, {datetime.now().date()}")  # fmt: skip
     async with postgres() as admin:

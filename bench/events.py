@@ -110,14 +110,14 @@ async def bare_loop(db_url: str, sim_url: str, method: str) -> dict[str, float]:
 
 async def daemon_pull(db_url: str, sim_url: str) -> dict[str, float]:
     """The daemon's own pull, with the settings and client the daemon builds."""
-    from gdpr_daemon import logging as glog
+    from gdpr_daemon import logs
     from gdpr_daemon.audit import EventPuller
     from gdpr_daemon.config import load_settings
     from gdpr_daemon.daemon import client_config
     from gdpr_daemon.db.engine import make_engine
     from gdpr_daemon.ownbackup import OwnBackupClient
 
-    glog.configure("json", "warning", stream=sys.stderr)
+    logs.configure("json", "warning", stream=sys.stderr)
     settings = load_settings(None, environ={}, database_url=db_url, ownbackup_url=sim_url,
                              ownbackup_email=SIM_EMAIL, ownbackup_password=SIM_PASSWORD)  # fmt: skip
     engine = make_engine(db_url, pool_size=2)

@@ -94,14 +94,14 @@ async def bursts(sim_url: str, every: float, size: int, stop: asyncio.Event) -> 
 
 async def child_pull(db_url: str, sim_url: str) -> None:
     """In its own process: pull the whole account history as the daemon does."""
-    from gdpr_daemon import logging as glog
+    from gdpr_daemon import logs
     from gdpr_daemon.audit import EventPuller
     from gdpr_daemon.config import load_settings
     from gdpr_daemon.daemon import client_config
     from gdpr_daemon.db.engine import make_engine
     from gdpr_daemon.ownbackup import OwnBackupClient
 
-    glog.configure("json", "warning", stream=sys.stderr)
+    logs.configure("json", "warning", stream=sys.stderr)
     settings = load_settings(None, environ={}, database_url=db_url, ownbackup_url=sim_url,
                              ownbackup_email=SIM_EMAIL, ownbackup_password=os.environ["BENCH_SIM_PASSWORD"])  # fmt: skip
     engine = make_engine(db_url, pool_size=2)

@@ -111,9 +111,9 @@ async def one_size(admin_url: str, rows: int) -> dict[str, float]:
 
 
 async def main() -> None:
-    from gdpr_daemon import logging as glog
+    from gdpr_daemon import logs
 
-    glog.configure("console", "warning")
+    logs.configure("console", "warning")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,1000000", help="records per section, comma-separated")
     args = parser.parse_args()

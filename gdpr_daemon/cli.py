@@ -74,7 +74,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.dry_run:
-        from gdpr_daemon.intake.dryrun import run_dry
+        from gdpr_daemon.submit.dryrun import run_dry
 
         _setup_logging(settings, quiet=True)
         return await run_dry(settings)

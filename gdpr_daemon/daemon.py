@@ -31,14 +31,14 @@ from gdpr_daemon.db.engine import make_engine, safe_url
 from gdpr_daemon.db.intake_settings import write_intake_settings
 from gdpr_daemon.db.queue import QueueStore
 from gdpr_daemon.health import HealthServer, lifecycle_check
-from gdpr_daemon.intake.listener import listen
-from gdpr_daemon.intake.overdue import log_overdue
-from gdpr_daemon.intake.recorder import db_errors
-from gdpr_daemon.intake.services import ServiceDirectory
-from gdpr_daemon.intake.worker import QueueWorker, WorkerSettings
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 from gdpr_daemon.ownbackup import ClientConfig, Endpoints, OAuthAuth, OwnBackupClient, SessionAuth
 from gdpr_daemon.retention import run_purge
+from gdpr_daemon.submit.listener import listen
+from gdpr_daemon.submit.overdue import log_overdue
+from gdpr_daemon.submit.recorder import db_errors
+from gdpr_daemon.submit.services import ServiceDirectory
+from gdpr_daemon.submit.worker import QueueWorker, WorkerSettings
 from gdpr_daemon.verify.job import VerifyJob
 from gdpr_daemon.verify.job import interval_seconds as verify_interval
 

@@ -124,10 +124,10 @@ def demo_batch(n: int, rng: random.Random) -> list[NewRequest]:
 
 
 async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
-    from gdpr_daemon import logging as glog
+    from gdpr_daemon import logs
     from gdpr_daemon.daemon import Daemon
 
-    glog.configure("console", "error", stream=sys.stderr)
+    logs.configure("console", "error", stream=sys.stderr)
     started = time.monotonic()
     _say("gdpr-daemon demo: everything below runs on this machine, nothing leaves it.\n")
     server = EmbeddedPostgres()

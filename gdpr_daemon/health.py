@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gdpr_daemon import metrics
 from gdpr_daemon.db import migrate, stats
 from gdpr_daemon.errors import describe
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 from gdpr_daemon.ownbackup.health import ApiHealth
 from gdpr_daemon.safetext import escape_controls
 

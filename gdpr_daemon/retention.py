@@ -14,14 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gdpr_daemon.config import Settings
 from gdpr_daemon.db.intake_settings import write_retention_floors
 from gdpr_daemon.db.integrity import PurgeResult, purge
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 
 log = get_logger(__name__)
 
 
 async def run_purge(engine: AsyncEngine, settings: Settings, *, actor: str) -> PurgeResult | None:
     """Apply retention_days and retention_history_days once; None if the database failed."""
-    from gdpr_daemon.intake.recorder import db_errors
+    from gdpr_daemon.submit.recorder import db_errors
 
     configured = {"retention_days": settings.retention_days, "retention_history_days": settings.retention_history_days}
     try:

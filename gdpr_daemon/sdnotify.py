@@ -19,7 +19,7 @@ import os
 import socket
 from collections.abc import Mapping
 
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 
 __all__ = ["notify", "supervise", "watchdog_interval", "watchdog_loop"]
 

@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from gdpr_daemon import logging as glog
+from gdpr_daemon import logs
 from gdpr_daemon.config import Settings, load_settings
 from gdpr_daemon.db import migrate
 from gdpr_daemon.db.engine import libpq_url, make_engine
@@ -44,7 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
             shutil.rmtree(old, ignore_errors=True)
     stream = (LOG_DIR / "suite.log").open("a", buffering=1, encoding="utf-8")
     config._gdpr_log_stream = stream  # type: ignore[attr-defined]
-    glog.configure("json", "debug", stream=stream)
+    logs.configure("json", "debug", stream=stream)
 
 
 def _alive(pid: int) -> bool:
@@ -84,7 +84,7 @@ def _suite_logging(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     stream = getattr(request.config, "_gdpr_log_stream", None)
     if stream is not None and not stream.closed:
-        glog.configure("json", "debug", stream=stream)
+        logs.configure("json", "debug", stream=stream)
 
 
 @pytest.fixture(autouse=True)

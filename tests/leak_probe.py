@@ -2,7 +2,7 @@
 a test that logs a rectify value and the simulator password, so the leak scan at the end
 of its run must fail that run."""
 
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 from tests.helpers import SIM_PASSWORD, pii
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gdpr_daemon import logging as glog
+from gdpr_daemon import logs
 from gdpr_daemon.daemon import Daemon
 from tests.helpers import LOG_DIR, SIM_PASSWORD, insert_rectify, pii
 
@@ -28,20 +28,20 @@ def test_redact_by_key_at_any_depth():
         "session_id": "s2",
         "request_id": 7,
     }
-    out = glog.redact(None, "info", event)
-    assert out["password"] == out["session_id"] == glog.REDACTED
-    assert out["headers"] == {"X-SESSION-ID": glog.REDACTED, "Accept": "json"}
-    assert out["items"] == [{"value": glog.REDACTED, "record_id": "003"}]
+    out = logs.redact(None, "info", event)
+    assert out["password"] == out["session_id"] == logs.REDACTED
+    assert out["headers"] == {"X-SESSION-ID": logs.REDACTED, "Accept": "json"}
+    assert out["items"] == [{"value": logs.REDACTED, "record_id": "003"}]
     assert out["request_id"] == 7
 
 
 def test_json_lines_render_what_orjson_refuses(captured_logs):
     """A log line never fails to render: integer keys, huge integers and odd objects come out as JSON."""
-    log = glog.get_logger("test")
+    log = logs.get_logger("test")
     log.info("odd_values", counts={1: "a"}, big=2**70, obj=ValueError("x"), items=({"value": "v"},))
     line = json.loads(captured_logs.getvalue().splitlines()[-1])
     assert line["event"] == "odd_values" and line["counts"] == {"1": "a"} and line["big"] == 2**70
-    assert line["obj"] == "x" and line["items"] == [{"value": glog.REDACTED}]
+    assert line["obj"] == "x" and line["items"] == [{"value": logs.REDACTED}]
 
 
 def test_leak_scan_fails_a_run_that_logged_a_value_or_a_secret(tmp_path):
@@ -62,9 +62,9 @@ def test_leak_scan_fails_a_run_that_logged_a_value_or_a_secret(tmp_path):
 def captured_logs():
     """The production logging pipeline (JSON, debug) into a buffer; restored afterwards."""
     buf = io.StringIO()
-    glog.configure("json", "debug", stream=buf)
+    logs.configure("json", "debug", stream=buf)
     yield buf
-    glog.configure("json", "debug", stream=(LOG_DIR / "suite.log").open("a", buffering=1, encoding="utf-8"))
+    logs.configure("json", "debug", stream=(LOG_DIR / "suite.log").open("a", buffering=1, encoding="utf-8"))
 
 
 async def test_daemon_logs_no_value_password_or_session(sim, settings_for, engine, pg, captured_logs):

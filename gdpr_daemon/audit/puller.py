@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gdpr_daemon import metrics
 from gdpr_daemon.audit.parse import PAGE_SIZE, parse_page
 from gdpr_daemon.db.audit import AccountMismatch, EventStore, PageOutcome
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 
 __all__ = ["AccountMismatch", "EventPuller", "EventSource", "PullJob", "PullResult", "pull_logged"]
 

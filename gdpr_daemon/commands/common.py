@@ -19,9 +19,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def setup_logging(settings: Settings, *, quiet: bool = False) -> None:
-    from gdpr_daemon import logging as glog
+    from gdpr_daemon import logs
 
-    glog.configure(settings.log_format, "warning" if quiet else settings.log_level)
+    logs.configure(settings.log_format, "warning" if quiet else settings.log_level)
 
 
 #: Bounds of the free text a command takes (the database bounds what it stores, too).

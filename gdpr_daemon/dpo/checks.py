@@ -22,7 +22,7 @@ from gdpr_daemon.db.tables import (
     REQUEST_TYPES,
 )
 from gdpr_daemon.errors import CONSTRAINTS
-from gdpr_daemon.intake.validate import API_NAME
+from gdpr_daemon.submit.validate import API_NAME
 
 __all__ = ["MAX_SERVICE_ID", "has_control", "request_problems", "shown"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from gdpr_daemon import metrics
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 
 from .errors import (
     AuthenticationError,

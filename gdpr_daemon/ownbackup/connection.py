@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from gdpr_daemon import metrics
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 
 from .auth import SessionAuth, make_authenticator
 from .config import ClientConfig

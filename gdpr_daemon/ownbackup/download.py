@@ -31,7 +31,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 
 from gdpr_daemon import metrics
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 
 from .errors import (
     AuthenticationError,

@@ -3,7 +3,7 @@
 ``openapi.yaml`` ships inside this package and is the one description of every call, its
 request bodies (form-encoded and JSON share one schema), parameters, answers and the
 vendor's error shape.  The simulator validates requests against it
-(:mod:`gdpr_daemon.simulator.validation`); the contract tests validate answers against it.
+(:mod:`gdpr_daemon.simulator.conformance`); the contract tests validate answers against it.
 
     from gdpr_daemon.ownbackup.openapi import load_spec, operations, response_schema
 

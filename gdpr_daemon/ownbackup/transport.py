@@ -32,7 +32,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gdpr_daemon import metrics
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 from gdpr_daemon.safetext import escape_controls, scrub, secret_forms
 
 from .errors import (

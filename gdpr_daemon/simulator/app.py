@@ -4,7 +4,7 @@ For an ``/api/...`` call the middleware, in order: counts it, asks
 :func:`~gdpr_daemon.simulator.faults.decide` what should go wrong, waits the latency,
 answers an injected 429/5xx/GDPR-refusal without handling the call, checks the session or
 bearer token (401 in the error shape), validates the request against the shipped OpenAPI
-document (400/404/415, see :mod:`gdpr_daemon.simulator.validation`), runs the handler,
+document (400/404/415, see :mod:`gdpr_daemon.simulator.conformance`), runs the handler,
 translates refusals into the vendor's error shape ``{"error": "<reason phrase>",
 "message": "<sentence>"}`` (a 405 keeps its ``Allow`` header), holds the answer back
 (``hang_ms``) and spoils it (``malformed_*``) when asked to.
@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 from gdpr_daemon.simulator import control, handlers
 from gdpr_daemon.simulator.config import ApiError, as_id
+from gdpr_daemon.simulator.conformance import OperationCheck, compiled
 from gdpr_daemon.simulator.faults import FaultDecision
 from gdpr_daemon.simulator.params import SIM_KEY, bearer_of, error_response, reason
-from gdpr_daemon.simulator.validation import OperationCheck, compiled
 
 if TYPE_CHECKING:
     from gdpr_daemon.simulator.server import Simulator
@@ -225,7 +225,7 @@ def build_app(sim: Simulator) -> web.Application:
     """A new ``web.Application`` serving ``sim`` (its state, faults and stats).
 
     With ``sim.config.validate_requests`` every API request is checked against the
-    shipped OpenAPI document (:mod:`gdpr_daemon.simulator.validation`) after
+    shipped OpenAPI document (:mod:`gdpr_daemon.simulator.conformance`) after
     authentication and before its handler.
     """
     app = web.Application(middlewares=[api_middleware], client_max_size=4 * 1024 * 1024)

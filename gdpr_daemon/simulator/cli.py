@@ -289,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (``python -m gdpr_daemon.simulator.cli``)."""
-    from gdpr_daemon.logging import configure
+    from gdpr_daemon.logs import configure
 
     configure("console", "info")
     parser = argparse.ArgumentParser(

@@ -190,5 +190,5 @@ class Params:
         raise ApiError(400, f"{name} must be true or false, not {raw!r}")
 
 
-# The parameters the request validation read (see gdpr_daemon.simulator.validation).
+# The parameters the request validation read (see gdpr_daemon.simulator.conformance).
 PARAMS_KEY: web.RequestKey[Params] = web.RequestKey("params", Params)

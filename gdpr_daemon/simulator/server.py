@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 from gdpr_daemon.simulator.app import SimulatorStats, build_app
 from gdpr_daemon.simulator.faults import FaultConfig, FaultCounters, FaultDecision, decide
 from gdpr_daemon.simulator.state import SimulatorConfig, SimulatorState

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gdpr_daemon.db.requests import record_verification
 from gdpr_daemon.db.verification import due_requests, targets, verify_lock
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 from gdpr_daemon.ownbackup.errors import OwnBackupError
 from gdpr_daemon.ownbackup.models import Backup, BackupObject
 from gdpr_daemon.verify.verifier import BackupApi, VerifyError, verify_request
@@ -97,7 +97,7 @@ class VerifyJob:
 
     async def run(self) -> RoundResult | None:
         """One round; None when the database failed (logged)."""
-        from gdpr_daemon.intake.recorder import db_errors
+        from gdpr_daemon.submit.recorder import db_errors
 
         try:
             async with verify_lock(self.lock_engine) as locked:

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from gdpr_daemon.simulator import Simulator, cli
-from gdpr_daemon.simulator.validation import INVALID
+from gdpr_daemon.simulator.conformance import INVALID
 from tests.helpers import SECRETS_SEEN
 
 from .conftest import EMAIL, PASSWORD, contract_config

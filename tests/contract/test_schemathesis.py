@@ -23,7 +23,7 @@ import schemathesis
 from schemathesis.openapi.checks import RejectedPositiveData
 
 from gdpr_daemon.ownbackup.openapi import load_spec
-from gdpr_daemon.simulator.validation import INVALID
+from gdpr_daemon.simulator.conformance import INVALID
 
 from .conftest import EMAIL, PASSWORD, LiveSimulator
 

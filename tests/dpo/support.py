@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gdpr_daemon import logging as glog
+from gdpr_daemon import logs
 from gdpr_daemon.cli import main
 from tests.helpers import LOG_DIR, run_cli, subprocess_env
 
@@ -46,7 +46,7 @@ class InProcessCli:
                 os.environ.pop(k, None)
             os.environ.update(saved)
             if self.log_stream is not None:
-                glog.configure("json", "debug", stream=self.log_stream)
+                logs.configure("json", "debug", stream=self.log_stream)
 
     @staticmethod
     def _call(argv: list[str], stdin: str) -> tuple[int, str, str]:

@@ -12,7 +12,7 @@ from gdpr_daemon import metrics
 from gdpr_daemon.db.deadlines import claim_daily, extend_deadline
 from gdpr_daemon.db.intake_settings import write_intake_settings
 from gdpr_daemon.db.requests import RequestError, list_requests
-from gdpr_daemon.intake.overdue import log_overdue
+from gdpr_daemon.submit.overdue import log_overdue
 
 INSERT = (
     "INSERT INTO gdpr_requests (request_type, service_id, table_name, record_id, received_at, status) "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 
 from gdpr_daemon.db.intake_settings import write_intake_settings
-from gdpr_daemon.intake.dryrun import APPROVAL, LATER, REJECT, SUBMIT, dry_run, render_report
 from gdpr_daemon.ownbackup import Service
+from gdpr_daemon.submit.dryrun import APPROVAL, LATER, REJECT, SUBMIT, dry_run, render_report
 from tests.dpo.support import cli
 from tests.helpers import pii
 

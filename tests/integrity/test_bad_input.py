@@ -21,7 +21,7 @@ def row(**change: object) -> tuple[object, ...]:
     return tuple(change.get(n, v) for n, v in zip(names, GOOD, strict=True))
 
 
-# Refused by a CHECK constraint not already covered by tests/intake/test_schema.py.
+# Refused by a CHECK constraint not already covered by tests/submit/test_schema.py.
 REFUSED = [
     ("negative service id", row(service_id=-5), "service_id_is_positive"),
     ("empty table_name", row(table_name=""), "table_name_not_blank"),

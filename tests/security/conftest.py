@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gdpr_daemon import logging as glog
+from gdpr_daemon import logs
 from tests.helpers import LOG_DIR, SECRETS_SEEN, SIM_EMAIL, SIM_PASSWORD
 from tests.security.hostile import HostileApi
 
@@ -45,6 +45,6 @@ def rendered_log() -> Iterator[RenderedLog]:
     (The suite's own set-up is put back after the test by conftest's autouse fixture.)
     """
     log = RenderedLog()
-    glog.configure("json", "debug", stream=log.stream)
+    logs.configure("json", "debug", stream=log.stream)
     yield log
     (LOG_DIR / f"security-{secrets.token_hex(4)}.log").write_text(log.text, encoding="utf-8")

@@ -22,8 +22,8 @@ import pytest
 from gdpr_daemon.daemon import Daemon
 from gdpr_daemon.db.queue import Outcome, QueueStore
 from gdpr_daemon.health import api_failure
-from gdpr_daemon.intake.recorder import Recorder
 from gdpr_daemon.ownbackup import BadAnswer, ClientConfig, OwnBackupClient, RetryPolicy, SessionAuth
+from gdpr_daemon.submit.recorder import Recorder
 from tests.helpers import (
     PII_MARKER,
     SECRETS_SEEN,

@@ -9,7 +9,7 @@ import asyncpg
 
 from gdpr_daemon.daemon import Daemon
 from gdpr_daemon.db.queue import Outcome, QueueStore
-from gdpr_daemon.intake.recorder import Starter
+from gdpr_daemon.submit.recorder import Starter
 from tests.helpers import insert_forget, wait_until
 
 UNKNOWN = "%outcome unknown%"

@@ -9,8 +9,8 @@ import pytest
 import structlog
 
 from gdpr_daemon.daemon import Daemon
-from gdpr_daemon.intake.services import ServiceDirectory
 from gdpr_daemon.simulator import FaultConfig
+from gdpr_daemon.submit.services import ServiceDirectory
 from tests.helpers import insert_forget, wait_until
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gdpr_daemon import metrics
 from gdpr_daemon.db.deadlines import claim_daily, overdue_report
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 
 __all__ = ["DAILY_KEY", "log_overdue"]
 

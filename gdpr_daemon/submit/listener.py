@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable
 
 from gdpr_daemon.db.engine import connect_raw
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -34,7 +34,7 @@ from typing import Any, Literal
 from gdpr_daemon import metrics
 from gdpr_daemon.db.queue import Outcome, QueueStore
 from gdpr_daemon.db.tables import FAILED, PENDING
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 from gdpr_daemon.safetext import escape_controls
 
 log = get_logger(__name__)

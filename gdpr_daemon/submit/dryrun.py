@@ -21,8 +21,8 @@ from gdpr_daemon import render
 from gdpr_daemon.db.queue import ClaimedRequest
 from gdpr_daemon.db.requests import pending_for_dry_run
 from gdpr_daemon.db.tables import AWAITING_APPROVAL
-from gdpr_daemon.intake.validate import problem
 from gdpr_daemon.ownbackup import Service
+from gdpr_daemon.submit.validate import problem
 
 if TYPE_CHECKING:
     from gdpr_daemon.config import Settings

@@ -27,10 +27,7 @@ from typing import Any, Protocol
 from gdpr_daemon import metrics
 from gdpr_daemon.db.queue import ClaimedRequest, Outcome, QueueStore
 from gdpr_daemon.db.tables import FAILED, FORGET, PENDING, REJECTED, SUBMITTED
-from gdpr_daemon.intake.recorder import Recorder, Starter, db_errors
-from gdpr_daemon.intake.services import ServiceDirectory
-from gdpr_daemon.intake.validate import problem
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 from gdpr_daemon.ownbackup import (
     AuthenticationError,
     BadAnswer,
@@ -39,6 +36,9 @@ from gdpr_daemon.ownbackup import (
     RequestTimeout,
     RetryPolicy,
 )
+from gdpr_daemon.submit.recorder import Recorder, Starter, db_errors
+from gdpr_daemon.submit.services import ServiceDirectory
+from gdpr_daemon.submit.validate import problem
 
 log = get_logger(__name__)
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-from gdpr_daemon.logging import get_logger
+from gdpr_daemon.logs import get_logger
 
 log = get_logger(__name__)
 
