@@ -26,30 +26,44 @@ DEFAULT_PORT = 8089
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``simulate`` options to ``parser``."""
-    account = parser.add_argument_group("account")
-    account.add_argument(
+    """Add the ``simulate`` options to ``parser``, one argument group per subject."""
+    _add_server_arguments(parser)
+    _add_auth_arguments(parser)
+    _add_account_arguments(parser)
+    _add_dialect_arguments(parser)
+    _add_latency_and_rate_limit_arguments(parser)
+    _add_error_arguments(parser)
+    _add_spoiled_answer_arguments(parser)
+
+
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    server = parser.add_argument_group("server")
+    server.add_argument(
         "--host",
         default="127.0.0.1",
         help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)",
     )
-    account.add_argument(
+    server.add_argument(
         "--port",
         type=int,
         default=DEFAULT_PORT,
         help=f"TCP port to listen on, 0 for any free one (default {DEFAULT_PORT})",
     )
-    account.add_argument(
+
+
+def _add_auth_arguments(parser: argparse.ArgumentParser) -> None:
+    auth = parser.add_argument_group("authentication")
+    auth.add_argument(
         "--email",
         default=None,
         help="login email (default $GDPR_DAEMON_OWNBACKUP_EMAIL, else dpo@example.com)",
     )
-    account.add_argument(
+    auth.add_argument(
         "--password",
         default=None,
         help="login password (default $GDPR_DAEMON_OWNBACKUP_PASSWORD, else 'simulator')",
     )
-    account.add_argument(
+    auth.add_argument(
         "--api-token",
         action="append",
         default=None,
@@ -57,13 +71,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="API token accepted at the OAuth token path as refresh_token (repeatable; "
         "default 'simulator-api-token')",
     )
-    account.add_argument(
+    auth.add_argument(
         "--token-ttl",
         type=float,
         default=3600.0,
         metavar="SECONDS",
         help="lifetime of OAuth access tokens in seconds (default 3600)",
     )
+
+
+def _add_account_arguments(parser: argparse.ArgumentParser) -> None:
+    account = parser.add_argument_group("account data")
     account.add_argument(
         "--services",
         type=int,
@@ -77,25 +95,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         metavar="N",
         help="synthetic events already in the account history (default 0; millions cost nothing)",
-    )
-    account.add_argument(
-        "--date-format",
-        choices=DATE_FORMATS,
-        default="rfc1123",
-        help="format of event created_at: rfc1123 (vendor example), iso, or mixed (alternating)",
-    )
-    account.add_argument(
-        "--gdpr-answer-key",
-        choices=GDPR_ANSWER_KEYS,
-        default="id",
-        help="key of the GDPR calls' answer: id (published API) or job_id",
-    )
-    account.add_argument(
-        "--no-validate",
-        dest="validate_requests",
-        action="store_false",
-        help="do not check requests against the OpenAPI document (by default a request "
-        "that breaks it answers 400)",
     )
     account.add_argument(
         "--erase-old-backups-after",
@@ -120,7 +119,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seed for the generated account and the fault generator (default 1)",
     )
 
-    faults = parser.add_argument_group("fault injection (API calls only)")
+
+def _add_dialect_arguments(parser: argparse.ArgumentParser) -> None:
+    dialect = parser.add_argument_group("answer formats and request validation")
+    dialect.add_argument(
+        "--date-format",
+        choices=DATE_FORMATS,
+        default="rfc1123",
+        help="format of event created_at: rfc1123 (vendor example), iso, or mixed (alternating)",
+    )
+    dialect.add_argument(
+        "--gdpr-answer-key",
+        choices=GDPR_ANSWER_KEYS,
+        default="id",
+        help="key of the GDPR calls' answer: id (published API) or job_id",
+    )
+    dialect.add_argument(
+        "--no-validate",
+        dest="validate_requests",
+        action="store_false",
+        help="do not check requests against the OpenAPI document (by default a request "
+        "that breaks it answers 400)",
+    )
+
+
+def _add_latency_and_rate_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    faults = parser.add_argument_group(
+        "faults: latency and rate limits",
+        "Faults apply to /api/... calls only, never to /_simulator/ nor the OAuth token path.",
+    )
     faults.add_argument(
         "--latency-ms", type=int, default=0, help="milliseconds added to every API call"
     )
@@ -129,13 +156,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         help="up to this many more milliseconds, at random",
-    )
-    faults.add_argument(
-        "--rate-5xx",
-        type=float,
-        default=0.0,
-        metavar="P",
-        help="probability (0..1) that a call answers 500/502/503, HTML or JSON",
     )
     faults.add_argument(
         "--burst-429",
@@ -158,12 +178,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="Retry-After seconds sent with each 429 (integer, default 1)",
     )
+
+
+def _add_error_arguments(parser: argparse.ArgumentParser) -> None:
+    faults = parser.add_argument_group("faults: errors and expired sessions")
     faults.add_argument(
-        "--session-expiry-after",
-        type=int,
-        default=0,
-        metavar="N",
-        help="a session or token dies after N calls; the next call gets 401 (0: never)",
+        "--rate-5xx",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability (0..1) that a call answers 500/502/503, HTML or JSON",
     )
     faults.add_argument(
         "--failing-service",
@@ -183,6 +207,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="GDPR calls to these service ids always answer 400 (repeatable)",
     )
+    faults.add_argument(
+        "--session-expiry-after",
+        type=int,
+        default=0,
+        metavar="N",
+        help="a session or token dies after N calls; the next call gets 401 (0: never)",
+    )
+
+
+def _add_spoiled_answer_arguments(parser: argparse.ArgumentParser) -> None:
+    faults = parser.add_argument_group("faults: spoiled and held-back answers")
     faults.add_argument(
         "--malformed-rate",
         type=float,

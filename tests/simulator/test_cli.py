@@ -31,6 +31,23 @@ def test_every_option_has_help() -> None:
     assert all(a.help and len(a.help) > 10 for a in options)
 
 
+def test_help_reads_in_sections() -> None:
+    """Every simulate option sits in a titled group; none is left in the catch-all one."""
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    grouped = {
+        a.dest: g.title
+        for g in parser._action_groups
+        if g.title not in ("options", "optional arguments", "positional arguments")
+        for a in g._group_actions
+    }
+    options = {a.dest for a in parser._actions if a.option_strings and a.dest != "help"}
+    assert options == set(grouped)
+    assert grouped["host"] == "server" and grouped["email"] == "authentication"
+    assert grouped["validate_requests"] == "answer formats and request validation"
+    assert sum(title.startswith("faults: ") for title in set(grouped.values())) == 3
+
+
 def test_credentials_come_from_env_unless_given() -> None:
     """Email and password default to the daemon's variables, then to the built-in ones."""
     env = {"GDPR_DAEMON_OWNBACKUP_EMAIL": "env@example.com",
