@@ -118,12 +118,7 @@ async def exchange(
     failures become our errors.  ``secrets``: credentials to redact from the answer
     besides what this request itself carries."""
     sent = sensitive_sent(form, headers, secrets)
-    send_headers = dict(headers or {})
-    data: bytes | None = None
-    if form is not None:
-        data = encode_form(form)
-        send_headers["Content-Type"] = "application/x-www-form-urlencoded"
-    used = limits or session.timeout
+    send_headers, data = _request_body(headers, form)
     started = time.perf_counter()
     outcome = "error"
     try:
@@ -141,56 +136,65 @@ async def exchange(
             answer = Answer(resp.status, reason=resp.reason, headers=resp.headers, body=body, sent=sent)
             outcome = str(resp.status)
             return answer
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise ConnectionFailed(
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise _network_error(exc, name, limits or session.timeout) from exc
+    finally:
+        _observe_call(name, method, outcome, time.perf_counter() - started)
+
+
+def _request_body(
+    headers: Mapping[str, str] | None, form: Mapping[str, FormValue] | None
+) -> tuple[dict[str, str], bytes | None]:
+    """The headers to send and the body: the form encoded, with its Content-Type."""
+    send_headers = dict(headers or {})
+    if form is None:
+        return send_headers, None
+    send_headers["Content-Type"] = "application/x-www-form-urlencoded"
+    return send_headers, encode_form(form)
+
+
+def _network_error(exc: BaseException, name: str, used: aiohttp.ClientTimeout) -> OwnBackupError:
+    """What a request that got no answer is told: the network failure in the user's terms.
+
+    The order matters: a connect timeout is a timeout, a certificate error a connector error.
+    """
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ConnectionFailed(
             f"No connection to OwnBackup could be made for {name} within "
             f"{format_seconds(used.connect or used.total or 0)}",
             endpoint=name,
-        ) from exc
-    except TimeoutError as exc:
-        raise RequestTimeout(
-            f"OwnBackup did not answer {name} within {format_seconds(used.total or 0)}",
-            endpoint=name,
-        ) from exc
-    except aiohttp.ClientConnectorCertificateError as exc:
-        raise ConnectionFailed(
+        )
+    if isinstance(exc, TimeoutError):
+        return RequestTimeout(
+            f"OwnBackup did not answer {name} within {format_seconds(used.total or 0)}", endpoint=name
+        )
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return ConnectionFailed(
             f"OwnBackup could not be reached for {name}: the TLS certificate of "
             f"{exc.host} could not be verified",
             endpoint=name,
-        ) from exc
-    except aiohttp.ClientConnectorError as exc:
-        reason = exc.strerror or exc.os_error.__class__.__name__
-        raise ConnectionFailed(
-            f"OwnBackup could not be reached for {name} at {exc.host}:{exc.port}: {reason}",
-            endpoint=name,
-        ) from exc
-    except aiohttp.ServerDisconnectedError as exc:
-        raise ConnectionFailed(
-            f"OwnBackup closed the connection during {name} without answering",
-            endpoint=name,
-        ) from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise ConnectionFailed(
-            f"OwnBackup broke off its answer to {name} before the end", endpoint=name
-        ) from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise ConnectionFailed(
-            f"The connection to OwnBackup failed during {name} ({exc.__class__.__name__})",
-            endpoint=name,
-        ) from exc
-    finally:
-        elapsed = time.perf_counter() - started
-        _latency(name).observe(elapsed)
-        metrics.api_call_counter(name, None if outcome == "error" else int(outcome)).inc()
-        # URLs and bodies stay out of the log: a download link can carry a signature,
-        # a body can carry personal data.
-        log.debug(
-            "ownbackup_call",
-            endpoint=name,
-            method=method,
-            outcome=outcome,
-            seconds=round(elapsed, 4),
         )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.strerror or exc.os_error.__class__.__name__
+        return ConnectionFailed(
+            f"OwnBackup could not be reached for {name} at {exc.host}:{exc.port}: {reason}", endpoint=name
+        )
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return ConnectionFailed(f"OwnBackup closed the connection during {name} without answering", endpoint=name)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return ConnectionFailed(f"OwnBackup broke off its answer to {name} before the end", endpoint=name)
+    return ConnectionFailed(
+        f"The connection to OwnBackup failed during {name} ({exc.__class__.__name__})", endpoint=name
+    )
+
+
+def _observe_call(name: str, method: str, outcome: str, elapsed: float) -> None:
+    """An exchange's latency, its count by status (``outcome``: a status or ``error``) and its debug line."""
+    _latency(name).observe(elapsed)
+    metrics.api_call_counter(name, None if outcome == "error" else int(outcome)).inc()
+    # URLs and bodies stay out of the log: a download link can carry a signature,
+    # a body can carry personal data.
+    log.debug("ownbackup_call", endpoint=name, method=method, outcome=outcome, seconds=round(elapsed, 4))
 
 
 def sensitive_sent(

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from structlog.contextvars import bound_contextvars
+
 from gdpr_daemon import metrics
 from gdpr_daemon.db.queue import ClaimedRequest, Outcome, QueueStore
 from gdpr_daemon.db.tables import FAILED, FORGET, PENDING, REJECTED, SUBMITTED
@@ -286,27 +288,30 @@ class QueueWorker:
     # ---- one request ------------------------------------------------------------------
 
     async def _work(self, req: ClaimedRequest) -> None:
-        ids = {"request_id": req.id, "service_id": req.service_id, "attempt": req.attempts}
-        try:
-            outcome = await self._attempt(req)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a bug must not lose the request or stop the daemon
-            log.exception("internal_error", **ids)
-            message = f"internal error in gdpr-daemon ({type(exc).__name__})"
-            called = req.id in self._calling
-            outcome = self._retry_or_fail(req, message, None) if called else self._later(req, message, None)
-        if outcome is None:
-            return
-        event, counter = _OUTCOMES[outcome.status]
-        counter.inc()
-        if outcome.status == SUBMITTED:
-            log.info(event, **ids, ownbackup_request_id=outcome.ownbackup_request_id)
-        elif outcome.status == PENDING:
-            log.info(event, **ids, error=outcome.error, retry_in=round(outcome.retry_in, 1))
-        else:
-            log.warning(event, **ids, error=outcome.error)
-        self.recorder.put(outcome)
+        # Every line logged while this request is worked on names it: the worker's, the
+        # client's, the transport's and the libraries'.  The task runs in its own copy of
+        # the context, so the binding is this request's alone.
+        with bound_contextvars(request_id=req.id, service_id=req.service_id, attempt=req.attempts):
+            try:
+                outcome = await self._attempt(req)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug must not lose the request or stop the daemon
+                log.exception("internal_error")
+                message = f"internal error in gdpr-daemon ({type(exc).__name__})"
+                called = req.id in self._calling
+                outcome = self._retry_or_fail(req, message, None) if called else self._later(req, message, None)
+            if outcome is None:
+                return
+            event, counter = _OUTCOMES[outcome.status]
+            counter.inc()
+            if outcome.status == SUBMITTED:
+                log.info(event, ownbackup_request_id=outcome.ownbackup_request_id)
+            elif outcome.status == PENDING:
+                log.info(event, error=outcome.error, retry_in=round(outcome.retry_in, 1))
+            else:
+                log.warning(event, error=outcome.error)
+            self.recorder.put(outcome)
 
     async def _attempt(self, req: ClaimedRequest) -> Outcome | None:
         """The outcome of one claim; None when the claim was lost before its call (nothing to record)."""
@@ -364,8 +369,7 @@ class QueueWorker:
             if answer == "started":
                 return True
             if answer == "lost":
-                log.info("claim_lost", request_id=req.id, service_id=req.service_id,
-                         hint="its lease expired and another process took it over; not sent")  # fmt: skip
+                log.info("claim_lost", hint="its lease expired and another process took it over; not sent")
                 return False
             # Its lease has less than the margin left (the database was away, say): renew, then again.
             try:
