@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
@@ -56,8 +57,9 @@ from common import (
 )  # fmt: skip
 
 from gdpr_daemon import logs
-from gdpr_daemon.config import load_settings
+from gdpr_daemon.config import Settings, load_settings
 from gdpr_daemon.daemon import Daemon, OnceReport
+from gdpr_daemon.runtime import open_runtime
 
 
 async def fill(url: str, n: int, services: int, *, analyze: bool = True) -> None:
@@ -83,9 +85,20 @@ def settings(db_url: str, sim_url: str, concurrency: int, **extra: object):  # t
 Split = tuple[float, float, float]
 
 
+@contextlib.asynccontextmanager
+async def daemon_on(s: Settings) -> AsyncIterator[Daemon]:
+    """The daemon as `gdpr-daemon run` opens it: its pool, the API client open."""
+    async with open_runtime(s, api=True, pool_size=s.database_pool_size) as rt:
+        yield Daemon(rt)
+
+
 async def run_daemon(db_url: str, sim_url: str, n: int, concurrency: int, meter: CpuMeter) -> tuple[float, Split]:
     """`gdpr-daemon run`: from its start until the n-th outcome is committed."""
-    daemon = Daemon(settings(db_url, sim_url, concurrency))
+    async with daemon_on(settings(db_url, sim_url, concurrency)) as daemon:
+        return await _time_daemon(daemon, n, meter)
+
+
+async def _time_daemon(daemon: Daemon, n: int, meter: CpuMeter) -> tuple[float, Split]:
     stop = asyncio.Event()
     written = daemon.worker.recorder.written
     meter.start()
@@ -104,7 +117,8 @@ async def run_daemon(db_url: str, sim_url: str, n: int, concurrency: int, meter:
 
 
 async def run_once(db_url: str, sim_url: str, n: int, concurrency: int) -> OnceReport:
-    report = await Daemon(settings(db_url, sim_url, concurrency)).run_once()
+    async with daemon_on(settings(db_url, sim_url, concurrency)) as daemon:
+        report = await daemon.run_once()
     assert report.submitted == n and report.events["stored"] >= n, report
     return report
 
@@ -151,7 +165,11 @@ async def run_bare(db_url: str, sim_url: str, n: int, concurrency: int, batch: i
 
 
 async def pickup_latency(db_url: str, sim_url: str, count: int, api: str) -> list[float]:
-    daemon = Daemon(settings(db_url, sim_url, 32, queue_poll_interval_seconds=60))
+    async with daemon_on(settings(db_url, sim_url, 32, queue_poll_interval_seconds=60)) as daemon:
+        return await _pickups(daemon, db_url, sim_url, count, api)
+
+
+async def _pickups(daemon: Daemon, db_url: str, sim_url: str, count: int, api: str) -> list[float]:
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
     await asyncio.wait_for(daemon.ready.wait(), 30)

@@ -97,9 +97,9 @@ async def child_pull(db_url: str, sim_url: str) -> None:
     from gdpr_daemon import logs
     from gdpr_daemon.audit import EventPuller
     from gdpr_daemon.config import load_settings
-    from gdpr_daemon.daemon import client_config
     from gdpr_daemon.db.engine import make_engine
     from gdpr_daemon.ownbackup import OwnBackupClient
+    from gdpr_daemon.runtime import client_config
 
     logs.configure("json", "warning", stream=sys.stderr)
     settings = load_settings(None, environ={}, database_url=db_url, ownbackup_url=sim_url,

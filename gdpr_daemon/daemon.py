@@ -1,4 +1,4 @@
-"""Wires the parts together: database, API client, queue worker, listener, scheduler.
+"""The long-running service: queue worker, listener, scheduler, health server, on one runtime.
 
 ``Daemon.run`` is the long-running service (until its stop event), ``Daemon.run_once``
 the one-shot ``run --once``.  Periodic work runs as APScheduler jobs: the poll that
@@ -21,64 +21,26 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gdpr_daemon import sdnotify
 from gdpr_daemon.audit import EventPuller, PullJob, pull_logged
-from gdpr_daemon.config import ConfigError, Settings
-from gdpr_daemon.db import migrate
-from gdpr_daemon.db.engine import make_engine, safe_url
+from gdpr_daemon.config import Settings
+from gdpr_daemon.db.engine import safe_url
 from gdpr_daemon.db.intake_settings import write_intake_settings
 from gdpr_daemon.db.queue import QueueStore
+from gdpr_daemon.errors import db_errors
 from gdpr_daemon.health import HealthServer, lifecycle_check
 from gdpr_daemon.logs import get_logger
-from gdpr_daemon.ownbackup import ClientConfig, Endpoints, OAuthAuth, OwnBackupClient, SessionAuth
 from gdpr_daemon.retention import run_purge
+from gdpr_daemon.runtime import Runtime, StartupError
 from gdpr_daemon.submit.listener import listen
 from gdpr_daemon.submit.overdue import log_overdue
-from gdpr_daemon.submit.recorder import db_errors
 from gdpr_daemon.submit.services import ServiceDirectory
 from gdpr_daemon.submit.worker import QueueWorker, WorkerSettings
 from gdpr_daemon.verify.job import VerifyJob
 from gdpr_daemon.verify.job import interval_seconds as verify_interval
 
 log = get_logger(__name__)
-
-
-class StartupError(Exception):
-    """The daemon cannot start; the message says why and what to do."""
-
-
-def client_config(settings: Settings) -> ClientConfig:
-    settings.require_api()
-    base = settings.api_base_url
-    assert base is not None
-    if settings.ownbackup_auth == "session":
-        assert settings.ownbackup_email and settings.ownbackup_password
-        auth: SessionAuth | OAuthAuth = SessionAuth(
-            settings.ownbackup_email, settings.ownbackup_password.get_secret_value()
-        )
-    else:
-        assert settings.ownbackup_api_token
-        auth = OAuthAuth(
-            token_url=settings.ownbackup_token_url,
-            client_id=settings.ownbackup_client_id,
-            api_token=settings.ownbackup_api_token.get_secret_value(),
-        )
-    try:
-        endpoints = Endpoints().with_overrides(settings.ownbackup_endpoints)
-        return ClientConfig(
-            base_url=base,
-            auth=auth,
-            timeout=settings.ownbackup_timeout_seconds,
-            connect_timeout=settings.ownbackup_connect_timeout_seconds,
-            endpoints=endpoints,
-            max_connections=max(settings.queue_concurrency * 2, 10),
-            allow_insecure_http=settings.ownbackup_allow_insecure_http,
-            max_response_bytes=settings.ownbackup_max_response_bytes,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"ownbackup settings: {exc}") from None
 
 
 def worker_settings(settings: Settings) -> WorkerSettings:
@@ -92,16 +54,6 @@ def worker_settings(settings: Settings) -> WorkerSettings:
         backoff_base=settings.queue_backoff_base_seconds,
         backoff_max=settings.queue_backoff_max_seconds,
     )
-
-
-async def check_schema(engine: AsyncEngine) -> None:
-    current = await migrate.current_revision(engine)
-    head = migrate.head_revision()
-    if current != head:
-        raise StartupError(
-            f"the database schema is at revision {current or 'none'}, this version needs {head}: "
-            "run `gdpr-daemon migrate` first"
-        )
 
 
 async def unless_stopped(stop: asyncio.Event, step: Coroutine[Any, Any, None]) -> bool:
@@ -150,16 +102,13 @@ class OnceReport:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, *, engine: AsyncEngine | None = None) -> None:
-        self.settings = settings
-        self.engine = engine or make_engine(
-            settings.require_database(),
-            pool_size=settings.database_pool_size,
-            application_name=f"gdpr-daemon {settings.instance_name}",
-        )
-        self._own_engine = engine is None
+    def __init__(self, rt: Runtime) -> None:
+        """The service on a runtime opened with the API client (``open_runtime(..., api=True)``)."""
+        settings = self.settings = rt.settings
+        self.rt = rt
+        self.engine = rt.engine
         self.token = secrets.token_hex(8)  # lease owner: random, never a host or pod name
-        self.client = OwnBackupClient(client_config(settings))
+        self.client = rt.client
         self.store = QueueStore(
             self.engine,
             owner=self.token,
@@ -172,14 +121,8 @@ class Daemon:
         assert settings.api_base_url is not None
         # The pull holds a session-level advisory lock, which a transaction-mode pooler
         # breaks: like LISTEN, it uses the direct connection when one is configured.
-        self.direct_engine: AsyncEngine | None = None
-        if settings.database_listen_url and settings.database_listen_url != settings.database_url:
-            self.direct_engine = make_engine(
-                settings.database_listen_url, pool_size=1, application_name=f"gdpr-daemon {settings.instance_name}"
-            )
-        self.events = EventPuller(
-            self.direct_engine or self.engine, self.client, account=settings.api_base_url, actor=settings.instance_name
-        )
+        self.events = EventPuller(rt.direct_engine, self.client, account=settings.api_base_url,
+                                  actor=settings.instance_name)  # fmt: skip
         self.events_job: PullJob | None = None
         self.verify_job: VerifyJob | None = None
         self.ready = asyncio.Event()
@@ -189,7 +132,7 @@ class Daemon:
         backoff = 0.5
         while not stop.is_set():
             try:
-                return await unless_stopped(stop, check_schema(self.engine))  # False: stopped
+                return await unless_stopped(stop, self.rt.check_schema())  # False: stopped
             except db_errors() as exc:
                 log.warning("database_unavailable", action="start", url=safe_url(self.settings.database_url or ""),
                             error=type(exc).__name__, retry_in=round(backoff, 1))  # fmt: skip
@@ -279,7 +222,8 @@ class Daemon:
         if s.verify_after_hours > 0:
             # Erasures checked in the backups themselves; one replica at a time (advisory lock).
             self.verify_job = VerifyJob(self.engine, self.client, after_hours=s.verify_after_hours,
-                                        actor=s.instance_name, lock_engine=self.direct_engine, stop=stop)  # fmt: skip
+                                        actor=s.instance_name, lock_engine=self.rt.direct_engine,
+                                        stop=stop)  # fmt: skip
             add_job(scheduler, self._verify, "verify-erasures", seconds=verify_interval(s.verify_after_hours),
                     next_run_time=datetime.now(UTC))  # fmt: skip
         return scheduler
@@ -325,73 +269,63 @@ class Daemon:
             notifier.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await notifier
-            if self._own_engine:
-                await self.engine.dispose()
-            if self.direct_engine is not None:
-                await self.direct_engine.dispose()
 
     async def _serve(self, stop: asyncio.Event) -> int:
-        async with self.client:
-            # Each start-up step gives way to a stop: a SIGTERM while Postgres or the API is
-            # down (a login being retried, a connect timing out) ends the process at once.
-            if not await self._wait_for_database(stop):
-                log.info("daemon_stopped", exit_code=0, phase="starting")
-                return 0
-            # From here on, whatever the API does: the claims of a process that stopped come
-            # back within about one lease even while this one still waits for the API.
-            lookout = asyncio.create_task(self._lease_lookout(stop), name="lease-lookout")
-            started = False
-            try:
-                started = await self._start_up_steps(stop)
-            finally:
-                if not started:  # stopped while starting, or a start-up step failed
-                    lookout.cancel()
-                    await asyncio.gather(lookout, return_exceptions=True)
-            if not started:
-                log.info("daemon_stopped", exit_code=0, phase="starting")
-                return 0
-            scheduler = self._scheduler(stop)
-            scheduler.start()
-            listen_url = self.settings.database_listen_url or self.settings.database_url
-            assert listen_url is not None
-            listener = asyncio.create_task(listen(listen_url, self.worker.wake, stop), name="listener")
-            worker = asyncio.create_task(self.worker.run(stop), name="queue-worker")
-            self.ready.set()
-            log.info("daemon_started", instance=self.settings.instance_name, lease_owner=self.token,
-                     concurrency=self.settings.queue_concurrency)  # fmt: skip
-            exit_code = 0
-            done, _ = await asyncio.wait({listener, worker}, return_when=asyncio.FIRST_COMPLETED)
-            if not stop.is_set():
-                for t in done:
-                    log.error("background_task_died", task=t.get_name(),
-                              error=repr(t.exception()) if not t.cancelled() else "cancelled")  # fmt: skip
-                exit_code = 1
-                stop.set()
-            log.info("daemon_stopping")
-            lookout.cancel()  # one statement at most, atomic: safe to cut short
-            await asyncio.gather(worker, listener, lookout, return_exceptions=True)
-            scheduler.shutdown(wait=False)
-            if self.events_job is not None:
-                await self.events_job.drain(self.settings.queue_shutdown_timeout_seconds)
+        # Each start-up step gives way to a stop: a SIGTERM while Postgres or the API is
+        # down (a login being retried, a connect timing out) ends the process at once.
+        if not await self._wait_for_database(stop):
+            log.info("daemon_stopped", exit_code=0, phase="starting")
+            return 0
+        # From here on, whatever the API does: the claims of a process that stopped come
+        # back within about one lease even while this one still waits for the API.
+        lookout = asyncio.create_task(self._lease_lookout(stop), name="lease-lookout")
+        started = False
+        try:
+            started = await self._start_up_steps(stop)
+        finally:
+            if not started:  # stopped while starting, or a start-up step failed
+                lookout.cancel()
+                await asyncio.gather(lookout, return_exceptions=True)
+        if not started:
+            log.info("daemon_stopped", exit_code=0, phase="starting")
+            return 0
+        scheduler = self._scheduler(stop)
+        scheduler.start()
+        listen_url = self.settings.database_listen_url or self.settings.database_url
+        assert listen_url is not None
+        listener = asyncio.create_task(listen(listen_url, self.worker.wake, stop), name="listener")
+        worker = asyncio.create_task(self.worker.run(stop), name="queue-worker")
+        self.ready.set()
+        log.info("daemon_started", instance=self.settings.instance_name, lease_owner=self.token,
+                 concurrency=self.settings.queue_concurrency)  # fmt: skip
+        exit_code = 0
+        done, _ = await asyncio.wait({listener, worker}, return_when=asyncio.FIRST_COMPLETED)
+        if not stop.is_set():
+            for t in done:
+                log.error("background_task_died", task=t.get_name(),
+                          error=repr(t.exception()) if not t.cancelled() else "cancelled")  # fmt: skip
+            exit_code = 1
+            stop.set()
+        log.info("daemon_stopping")
+        lookout.cancel()  # one statement at most, atomic: safe to cut short
+        await asyncio.gather(worker, listener, lookout, return_exceptions=True)
+        scheduler.shutdown(wait=False)
+        if self.events_job is not None:
+            await self.events_job.drain(self.settings.queue_shutdown_timeout_seconds)
         log.info("daemon_stopped", exit_code=exit_code)
         return exit_code
 
     async def run_once(self) -> OnceReport:
         """Submit every due request and pull new events once."""
-        async with self.client:
-            await check_schema(self.engine)
-            await self._write_intake_settings()
-            await self._reap()
-            started = time.perf_counter()
-            await self.worker.run_once()
-            submitted = time.perf_counter()
-            # After the submissions, so their confirming events come with this pull.
-            pulled = await pull_logged(self.events.pull)
-            pulled_at = time.perf_counter()
-        if self._own_engine:
-            await self.engine.dispose()
-        if self.direct_engine is not None:
-            await self.direct_engine.dispose()
+        await self.rt.check_schema()
+        await self._write_intake_settings()
+        await self._reap()
+        started = time.perf_counter()
+        await self.worker.run_once()
+        submitted = time.perf_counter()
+        # After the submissions, so their confirming events come with this pull.
+        pulled = await pull_logged(self.events.pull)
+        pulled_at = time.perf_counter()
         w = self.worker.recorder.written
         return OnceReport(
             submitted=w["submitted"],

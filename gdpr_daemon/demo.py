@@ -16,10 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gdpr_daemon import render
-from gdpr_daemon.config import load_settings
+from gdpr_daemon.config import Settings, load_settings
 from gdpr_daemon.db import migrate
 from gdpr_daemon.db.deadlines import extend_deadline
-from gdpr_daemon.db.engine import make_engine
 from gdpr_daemon.db.intake_settings import write_intake_settings
 from gdpr_daemon.db.requests import (
     NewRequest,
@@ -32,6 +31,7 @@ from gdpr_daemon.db.requests import (
     status_counts,
 )
 from gdpr_daemon.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from gdpr_daemon.runtime import Runtime, open_runtime
 from gdpr_daemon.simulator import FaultConfig, Simulator, SimulatorConfig
 
 FAILING_SERVICE = 1005  # the simulator answers 500 to every GDPR call for it
@@ -125,7 +125,6 @@ def demo_batch(n: int, rng: random.Random) -> list[NewRequest]:
 
 async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
     from gdpr_daemon import logs
-    from gdpr_daemon.daemon import Daemon
 
     logs.configure("console", "error", stream=sys.stderr)
     started = time.monotonic()
@@ -138,7 +137,24 @@ async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
         print(f"gdpr-daemon demo: {exc}", file=sys.stderr)
         return 1
     password = secrets.token_urlsafe(16)
-    sim = Simulator(
+    try:
+        async with _simulator(password).serve(host="127.0.0.1", port=0) as sim_url:
+            _say(
+                f"2. OwnBackup simulator listening at {sim_url} (6 services; service {FAILING_SERVICE} "
+                "answers 500 to every GDPR call, 8% of calls get 429)"
+            )
+            async with open_runtime(_settings(url, sim_url, password), api=True, pool_size=5) as rt:
+                await _run_steps(rt, requests, keep, url)
+    finally:
+        if not keep:
+            server.stop()
+    ending = "the embedded Postgres is still running (--keep)." if keep else "embedded Postgres stopped and removed."
+    _say(f"\ndone in {time.monotonic() - started:.1f} s; {ending}")
+    return 0
+
+
+def _simulator(password: str) -> Simulator:
+    return Simulator(
         SimulatorConfig(email="dpo@example.com", password=password, services=6, seed=2026, backup_seconds=1.0),
         faults=FaultConfig(
             failing_services=frozenset({FAILING_SERVICE}),
@@ -149,113 +165,98 @@ async def run_demo(*, requests: int = 24, keep: bool = False) -> int:
             seed=2026,
         ),
     )
-    engine = make_engine(url, pool_size=5)
-    try:
-        async with sim.serve(host="127.0.0.1", port=0) as sim_url:
-            _say(
-                f"2. OwnBackup simulator listening at {sim_url} (6 services; service {FAILING_SERVICE} "
-                "answers 500 to every GDPR call, 8% of calls get 429)"
-            )
-            _before, after = await migrate.upgrade(engine)
-            _say(f"3. schema migrated to revision {after}")
-            rng = random.Random(2026)
-            batch = demo_batch(requests, rng)
-            async with engine.begin() as conn:
-                await insert_requests(conn, batch)
-                (proved_id,) = await insert_requests(conn, [erasure_to_prove()])
-            batch.append(erasure_to_prove())
-            _say(f"4. {len(batch)} requests enqueued in gdpr_requests (like a DPO's INSERTs)")
-            tools = await _dpo_tools(engine)
-            settings = load_settings(
-                None,
-                environ={},
-                database_url=url,
-                ownbackup_url=sim_url,
-                ownbackup_email="dpo@example.com",
-                ownbackup_password=password,
-                intake_require_approval=True,
-                queue_max_attempts=3,
-                queue_backoff_base_seconds=0.3,
-                queue_backoff_max_seconds=1.0,
-                queue_poll_interval_seconds=0.5,
-                instance_name="demo-daemon",
-                log_format="console",
-                log_level="error",
-            )
-            daemon = Daemon(settings, engine=engine)
-            stop = asyncio.Event()
-            task = asyncio.create_task(daemon.run(stop), name="demo-daemon")
-            _say("5. daemon running; draining the queue ...")
-            deadline = time.monotonic() + 120
-            last = ""
-            while time.monotonic() < deadline:
-                counts = await status_counts(engine)
-                line = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-                if line != last:
-                    _say(f"   {line}")
-                    last = line
-                if not counts.get("pending") and not counts.get("in_flight"):
-                    break
-                await asyncio.sleep(0.3)
-            if daemon.events_job is not None:  # the daemon's own scheduled pull, once more now
-                pulled = await daemon.events_job.run()
-                if pulled is not None:
-                    # Counted in the table: the daemon's scheduled pull may have confirmed some first.
-                    confirmed = await confirmed_count(engine)
-                    _say(f"   account event history pulled: {pulled.stored} new events stored, "
-                         f"{confirmed} requests confirmed by their OwnBackup event")  # fmt: skip
-            stop.set()
-            await task
-            rows = await list_requests(engine, limit=10_000)
-            rows.reverse()
-            _say("\n6. what happened:\n")
-            print(
-                render.table(
-                    rows,
-                    [
-                        ("id", "ID"),
-                        ("request_type", "TYPE"),
-                        ("service_id", "SERVICE"),
-                        ("table_name", "TABLE"),
-                        ("status", "STATUS"),
-                        ("ownbackup_request_id", "OWNBACKUP ID"),
-                        ("attempts", "TRIES"),
-                        ("external_ref", "CASE"),
-                        ("last_error", "ERROR"),
-                    ],
-                    max_width=110,
-                )
-            )
-            counts = await status_counts(engine)
-            _say("\n   " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-            failed = next((r for r in rows if r["status"] == "failed"), None)
-            if failed:
-                _, history = await get_request(engine, failed["id"])
-                _say(f"\n   the history of request {failed['id']} (gdpr_request_log), as auditors see it:")
-                print(
-                    render.table(
-                        history,
-                        [
-                            ("at", "AT"),
-                            ("from_status", "FROM"),
-                            ("to_status", "TO"),
-                            ("actor", "BY"),
-                            ("detail", "DETAIL"),
-                        ],
-                        max_width=110,
-                    )
-                )
-            await _show_tools(engine, tools)
-            await _prove_erasure(engine, settings, proved_id)
-            await _show_status(engine, settings.events_unconfirmed_after_hours)
-            _summary_hint(rows, keep, url)
-    finally:
-        await engine.dispose()
-        if not keep:
-            server.stop()
-    ending = "the embedded Postgres is still running (--keep)." if keep else "embedded Postgres stopped and removed."
-    _say(f"\ndone in {time.monotonic() - started:.1f} s; {ending}")
-    return 0
+
+
+def _settings(url: str, sim_url: str, password: str) -> Settings:
+    return load_settings(
+        None,
+        environ={},
+        database_url=url,
+        ownbackup_url=sim_url,
+        ownbackup_email="dpo@example.com",
+        ownbackup_password=password,
+        intake_require_approval=True,
+        queue_max_attempts=3,
+        queue_backoff_base_seconds=0.3,
+        queue_backoff_max_seconds=1.0,
+        queue_poll_interval_seconds=0.5,
+        instance_name="demo-daemon",
+        log_format="console",
+        log_level="error",
+    )
+
+
+async def _run_steps(rt: Runtime, requests: int, keep: bool, url: str) -> None:
+    """Steps 3 to 9, on the demo's runtime."""
+    engine = rt.engine
+    _before, after = await migrate.upgrade(engine)
+    _say(f"3. schema migrated to revision {after}")
+    batch = demo_batch(requests, random.Random(2026))
+    async with engine.begin() as conn:
+        await insert_requests(conn, batch)
+        (proved_id,) = await insert_requests(conn, [erasure_to_prove()])
+    batch.append(erasure_to_prove())
+    _say(f"4. {len(batch)} requests enqueued in gdpr_requests (like a DPO's INSERTs)")
+    tools = await _dpo_tools(engine)
+    await _drain(rt)
+    rows = await list_requests(engine, limit=10_000)
+    rows.reverse()
+    await _show_outcome(engine, rows)
+    await _show_tools(engine, tools)
+    await _prove_erasure(rt, proved_id)
+    await _show_status(engine, rt.settings.events_unconfirmed_after_hours)
+    _summary_hint(rows, keep, url)
+
+
+async def _drain(rt: Runtime) -> None:
+    """Step 5: the daemon runs until the queue is drained, then pulls the account events once more."""
+    from gdpr_daemon.daemon import Daemon
+
+    daemon = Daemon(rt)
+    stop = asyncio.Event()
+    task = asyncio.create_task(daemon.run(stop), name="demo-daemon")
+    _say("5. daemon running; draining the queue ...")
+    deadline = time.monotonic() + 120
+    last = ""
+    while time.monotonic() < deadline:
+        counts = await status_counts(rt.engine)
+        line = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        if line != last:
+            _say(f"   {line}")
+            last = line
+        if not counts.get("pending") and not counts.get("in_flight"):
+            break
+        await asyncio.sleep(0.3)
+    if daemon.events_job is not None:  # the daemon's own scheduled pull, once more now
+        pulled = await daemon.events_job.run()
+        if pulled is not None:
+            # Counted in the table: the daemon's scheduled pull may have confirmed some first.
+            confirmed = await confirmed_count(rt.engine)
+            _say(f"   account event history pulled: {pulled.stored} new events stored, "
+                 f"{confirmed} requests confirmed by their OwnBackup event")  # fmt: skip
+    stop.set()
+    await task
+
+
+REQUEST_COLUMNS = [
+    ("id", "ID"), ("request_type", "TYPE"), ("service_id", "SERVICE"), ("table_name", "TABLE"),
+    ("status", "STATUS"), ("ownbackup_request_id", "OWNBACKUP ID"), ("attempts", "TRIES"),
+    ("external_ref", "CASE"), ("last_error", "ERROR"),
+]  # fmt: skip
+HISTORY_COLUMNS = [("at", "AT"), ("from_status", "FROM"), ("to_status", "TO"), ("actor", "BY"), ("detail", "DETAIL")]
+
+
+async def _show_outcome(engine: Any, rows: list[dict[str, Any]]) -> None:
+    """Step 6: every request's end state, and the history of one that failed."""
+    _say("\n6. what happened:\n")
+    print(render.table(rows, REQUEST_COLUMNS, max_width=110))
+    counts = await status_counts(engine)
+    _say("\n   " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    failed = next((r for r in rows if r["status"] == "failed"), None)
+    if failed:
+        _, history = await get_request(engine, failed["id"])
+        _say(f"\n   the history of request {failed['id']} (gdpr_request_log), as auditors see it:")
+        print(render.table(history, HISTORY_COLUMNS, max_width=110))
 
 
 async def _dpo_tools(engine: Any) -> dict[str, Any]:
@@ -345,27 +346,25 @@ def erasure_to_prove() -> NewRequest:
                       requested_by="demo-dpo")  # fmt: skip
 
 
-async def _prove_erasure(engine: Any, settings: Any, request_id: int) -> None:
+async def _prove_erasure(rt: Runtime, request_id: int) -> None:
     """`gdpr-daemon requests verify`: before a backup, then after one taken after the submission."""
-    from gdpr_daemon.daemon import client_config
-    from gdpr_daemon.ownbackup import OwnBackupClient
     from gdpr_daemon.verify.batch import describe, verify_ids
 
     _say(f"\n8. proving the erasure in the backups themselves (`gdpr-daemon requests verify {request_id}`):\n")
-    async with OwnBackupClient(client_config(settings)) as client:
-        (before,) = await verify_ids(engine, client, [request_id], actor="demo-dpo")
-        _say(f"   right after submission:\n     {describe(before)}")
-        previous = (await client.get_backup(PROVED_SERVICE, "last")).id
-        await client.backup_now(PROVED_SERVICE)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            last = await client.get_backup(PROVED_SERVICE, "last")
-            if last.id != previous and last.completed_at is not None:
-                break
-            await asyncio.sleep(0.2)
-        _say(f"   service {PROVED_SERVICE} backed up now (backup {last.id}); its Contact CSV is read as it streams in:")
-        (after,) = await verify_ids(engine, client, [request_id], actor="demo-dpo")
-        _say(f"     {describe(after)}")
+    engine, client = rt.engine, rt.client
+    (before,) = await verify_ids(engine, client, [request_id], actor="demo-dpo")
+    _say(f"   right after submission:\n     {describe(before)}")
+    previous = (await client.get_backup(PROVED_SERVICE, "last")).id
+    await client.backup_now(PROVED_SERVICE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        last = await client.get_backup(PROVED_SERVICE, "last")
+        if last.id != previous and last.completed_at is not None:
+            break
+        await asyncio.sleep(0.2)
+    _say(f"   service {PROVED_SERVICE} backed up now (backup {last.id}); its Contact CSV is read as it streams in:")
+    (after,) = await verify_ids(engine, client, [request_id], actor="demo-dpo")
+    _say(f"     {describe(after)}")
     _, history = await get_request(engine, request_id)
     proof = next((h for h in reversed(history) if h["detail"].startswith(("verified: ", "still present"))), None)
     if proof is not None:

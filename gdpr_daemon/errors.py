@@ -1,10 +1,14 @@
-"""One clear sentence for an error a command could not handle itself.
+"""What an error means: one clear sentence for the user, and whether the database is away.
 
 Database errors are described by their constraint or condition, never by their DETAIL,
-which repeats the row (and so the personal data) that was refused.
+which repeats the row (and so the personal data) that was refused.  :func:`db_errors` and
+:func:`data_error` tell the daemon's loops an outage (wait and try again) from data the
+database refuses (record it row by row, never retry it as an outage).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 CONSTRAINTS = {
     "purged_request_stays_finished": (
@@ -104,3 +108,44 @@ def describe(exc: BaseException) -> str:
         step = NEXT_STEP.get(sqlstate)
         return f"{message}; {step}" if step else message
     return f"{type(root).__name__}: {root}"
+
+
+# ---- what the daemon does about a database error ----------------------------------------
+
+
+def db_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean 'the database is unavailable right now'."""
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    # asyncpg's own errors come unwrapped from the statements run on the driver's connection
+    # (QueueStore._fetch): a server error there is PostgresError.
+    # InternalClientError: a connection left with an operation under way ("another operation
+    # is in progress"); QueueStore._fetch drops such a connection, so the next try gets a new one.
+    return (OSError, asyncpg.PostgresError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+            asyncpg.InternalClientError, DBAPIError, OperationalError, InterfaceError,
+            asyncio.TimeoutError)  # fmt: skip
+
+
+#: SQLSTATE classes that mean "the database refuses these values", not "it is away":
+#: 22 data exception (out of range, NUL, bad encoding), 23 integrity constraint (a
+#: CHECK), 54 program limit (a value too large to index).
+DATA_ERROR_CLASSES = ("22", "23", "54")
+
+
+def data_error(exc: BaseException) -> str | None:
+    """The SQLSTATE when ``exc`` is the database refusing the data (see DATA_ERROR_CLASSES), else None.
+
+    The driver's own refusals of a parameter (an integer beyond 64 bits, a lone surrogate)
+    come as ``asyncpg.DataError``, which is also an ``InterfaceError``: they are data
+    errors too, not a lost connection.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str) and state[:2] in DATA_ERROR_CLASSES:
+            return state
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None

@@ -21,7 +21,7 @@ log = get_logger(__name__)
 
 async def run_purge(engine: AsyncEngine, settings: Settings, *, actor: str) -> PurgeResult | None:
     """Apply retention_days and retention_history_days once; None if the database failed."""
-    from gdpr_daemon.submit.recorder import db_errors
+    from gdpr_daemon.errors import db_errors
 
     configured = {"retention_days": settings.retention_days, "retention_history_days": settings.retention_history_days}
     try:

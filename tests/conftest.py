@@ -12,6 +12,7 @@ rectify values and session ids the tests used, and the run fails if one is found
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -185,6 +186,23 @@ async def engine(db_url: str) -> AsyncIterator[Any]:
     eng = make_engine(db_url, pool_size=5)
     yield eng
     await eng.dispose()
+
+
+@pytest.fixture
+async def daemon_for(engine: Any) -> AsyncIterator[Any]:
+    """``await daemon_for(settings)``: a Daemon on a runtime with the API client open and the
+    test's engine (or ``engine=``, a login's); every runtime made is closed (API logout) when
+    the test ends."""
+    from gdpr_daemon.daemon import Daemon
+    from gdpr_daemon.runtime import open_runtime
+
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(settings: Settings, *, engine: Any = engine) -> Daemon:
+            rt = await stack.enter_async_context(open_runtime(settings, api=True, engine=engine))
+            return Daemon(rt)
+
+        yield make
 
 
 @pytest.fixture

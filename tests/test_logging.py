@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from gdpr_daemon import logs
-from gdpr_daemon.daemon import Daemon
 from tests.helpers import LOG_DIR, SIM_PASSWORD, insert_rectify, pii
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,14 +66,14 @@ def captured_logs():
     logs.configure("json", "debug", stream=(LOG_DIR / "suite.log").open("a", buffering=1, encoding="utf-8"))
 
 
-async def test_daemon_logs_no_value_password_or_session(sim, settings_for, engine, pg, captured_logs):
+async def test_daemon_logs_no_value_password_or_session(daemon_for, sim, settings_for, engine, pg, captured_logs):
     """A debug-level run that re-logs in logs no rectify value, password or session id, and names each request."""
     from gdpr_daemon.simulator import FaultConfig
 
     sim.faults = FaultConfig(session_expiry_after_calls=2)
     values = [pii(i) for i in range(3)]
     ids = [await insert_rectify(pg, 1001, v) for v in values]
-    await Daemon(settings_for(log_level="debug", queue_concurrency=1), engine=engine).run_once()
+    await (await daemon_for(settings_for(log_level="debug", queue_concurrency=1))).run_once()
     text = captured_logs.getvalue()
     assert text, "the run logged something"
     for secret in [*values, SIM_PASSWORD, *sim.state.credentials.issued]:

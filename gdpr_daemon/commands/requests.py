@@ -1,4 +1,4 @@
-"""The DPO's commands: `submit` and `requests list|show|retry|cancel|approve|extend`."""
+"""Requests: `submit`, and `requests list|show|approve|extend|verify|retry|cancel`."""
 
 from __future__ import annotations
 
@@ -8,38 +8,13 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from gdpr_daemon.commands.common import ACTOR, COMMENT, REASON, actor, settings_from_args, setup_logging
+from gdpr_daemon.commands.common import ACTOR, COMMENT, REASON, Needs, actor, sync_intake_settings
 from gdpr_daemon.db.tables import MAX_VALUE_LENGTH
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
-    from gdpr_daemon.config import Settings
+    from gdpr_daemon.runtime import Runtime
 
 EXIT_OK = 0
-INSUFFICIENT_PRIVILEGE = "42501"
-
-
-async def sync_intake_settings(engine: AsyncEngine, settings: Settings) -> None:
-    """Write four eyes and holidays from this command's configuration, in the safe direction only.
-
-    A DPO role without write access to gdpr_daemon_settings is fine: the daemon writes them.
-    """
-    from gdpr_daemon.db.intake_settings import write_intake_settings
-
-    try:
-        await write_intake_settings(
-            engine,
-            require_approval=settings.intake_require_approval,
-            holidays=settings.intake_holidays,
-            authoritative=False,
-        )
-    except Exception as exc:
-        cause: BaseException | None = exc
-        while cause is not None and getattr(cause, "sqlstate", None) is None:
-            cause = getattr(cause, "orig", None) or cause.__cause__
-        if cause is None or cause.sqlstate != INSUFFICIENT_PRIVILEGE:  # type: ignore[attr-defined]
-            raise
 
 
 def _awaiting_note(n: int, ids: list[int]) -> str:
@@ -52,14 +27,11 @@ def _awaiting_note(n: int, ids: list[int]) -> str:
     )
 
 
-async def cmd_submit(args: argparse.Namespace) -> int:
-    from gdpr_daemon.db.engine import make_engine
+async def cmd_submit(args: argparse.Namespace, rt: Runtime) -> int:
     from gdpr_daemon.db.requests import NewRequest, RequestError, insert_requests, statuses_of
     from gdpr_daemon.dpo import fanout
     from gdpr_daemon.dpo.checks import request_problems
 
-    settings = settings_from_args(args)
-    setup_logging(settings, quiet=True)
     value = args.value if args.kind == "rectify" else None
     if args.kind == "rectify" and value == "-":
         # Bounded: a value longer than a rectify value may be is refused below, not read whole.
@@ -81,21 +53,18 @@ async def cmd_submit(args: argparse.Namespace) -> int:
     batch = [req]
     services: dict[int, str] = {}
     if args.all_services:
-        services = {s.id: s.displayed_name or "" for s in await fanout.account_services(settings)}
+        client = await rt.open_api()
+        services = {s.id: s.displayed_name or "" for s in await client.list_services()}
         if not services:
             raise RequestError("the OwnBackup account has no services; nothing was entered")
         base = args.external_ref or fanout.new_group_prefix()
         if fanout.ref_too_long(base, list(services)):
             raise RequestError("refused: external_ref is too long to add the service ids to it")
         batch = fanout.expand(req, list(services), base)
-    engine = make_engine(settings.require_database(), pool_size=1)
-    try:
-        await sync_intake_settings(engine, settings)
-        async with engine.begin() as conn:
-            ids = await insert_requests(conn, batch)
-            states = await statuses_of(conn, ids)
-    finally:
-        await engine.dispose()
+    await sync_intake_settings(rt)
+    async with rt.engine.begin() as conn:
+        ids = await insert_requests(conn, batch)
+        states = await statuses_of(conn, ids)
     awaiting = sum(1 for s in states.values() if s == "awaiting_approval")
     if args.all_services:
         listed = ", ".join(f"{sid} {name}".strip() for sid, name in sorted(services.items()))
@@ -181,69 +150,63 @@ def parse_ids(items: list[str]) -> list[int]:
     return ids
 
 
-async def cmd_requests(args: argparse.Namespace) -> int:
+async def cmd_requests(args: argparse.Namespace, rt: Runtime) -> int:
     from gdpr_daemon import render
     from gdpr_daemon.db import deadlines
     from gdpr_daemon.db import requests as rq
-    from gdpr_daemon.db.engine import make_engine
 
-    settings = settings_from_args(args)
-    setup_logging(settings, quiet=True)
-    engine = make_engine(settings.require_database(), pool_size=1)
-    try:
-        if args.action == "list":
-            rows = await rq.list_requests(
-                engine,
-                statuses=args.status or (),
-                request_type=args.type,
-                service_id=args.service_id,
-                overdue=args.overdue,
-                due_within_seconds=args.due_within,
-                ref=args.ref,
-                unconfirmed_hours=settings.events_unconfirmed_after_hours if args.unconfirmed else None,
-                limit=args.limit,
-            )
-            if args.format == "json":
-                print(render.to_json(rows))
-            elif args.format == "csv":
-                sys.stdout.write(render.to_csv(rows, CSV_COLUMNS))
-            elif rows:
-                print(render.table(table_rows(rows, datetime.now(UTC)), REQUEST_COLUMNS))
-                if args.limit and len(rows) == args.limit:
-                    print(f"(the first {args.limit}; --limit 0 shows all)")
-            else:
-                print("no requests match")
-        elif args.action == "show":
-            row, history = await rq.get_request(engine, args.id)
-            if args.format == "json":
-                print(render.to_json({"request": row, "history": history}))
-            else:
-                width = max(len(k) for k in row)
-                for k, v in row.items():
-                    print(f"{k.ljust(width)}  {render.fmt(v)}")
-                print("\nhistory:")
-                print(render.table(history, [("at", "AT"), ("from_status", "FROM"), ("to_status", "TO"),
-                                             ("actor", "BY"), ("detail", "DETAIL")], max_width=120))  # fmt: skip
-        elif args.action == "retry":
-            await rq.retry_request(engine, args.id, actor=actor(args))
-            print(f"request {args.id} is pending again; the daemon will submit it")
-        elif args.action == "cancel":
-            await rq.cancel_request(engine, args.id, actor=actor(args), reason=args.reason)
-            print(f"request {args.id} cancelled")
-        elif args.action == "approve":
-            who = actor(args)
-            ids = await rq.approve_requests(engine, parse_ids(args.ids), actor=who)
-            what = f"request {ids[0]}" if len(ids) == 1 else f"{len(ids)} requests ({ids[0]} to {ids[-1]})"
-            print(f"{what} approved by {who}; the daemon will submit {'it' if len(ids) == 1 else 'them'}")
-        elif args.action == "extend":
-            ext = await deadlines.extend_deadline(
-                engine, args.id, months=args.months, reason=args.reason, actor=actor(args)
-            )
-            print(f"the deadline of request {ext.request_id} is now {ext.due_at:%Y-%m-%d %H:%MZ} "
-                  f"(was {ext.original_due_at:%Y-%m-%d %H:%MZ}); the reason is in its history. "
-                  "Tell the data subject of the extension and its reason (GDPR Art. 12(3)).")  # fmt: skip
-    finally:
-        await engine.dispose()
+    engine, settings = rt.engine, rt.settings
+    if args.action == "list":
+        rows = await rq.list_requests(
+            engine,
+            statuses=args.status or (),
+            request_type=args.type,
+            service_id=args.service_id,
+            overdue=args.overdue,
+            due_within_seconds=args.due_within,
+            ref=args.ref,
+            unconfirmed_hours=settings.events_unconfirmed_after_hours if args.unconfirmed else None,
+            limit=args.limit,
+        )
+        if args.format == "json":
+            print(render.to_json(rows))
+        elif args.format == "csv":
+            sys.stdout.write(render.to_csv(rows, CSV_COLUMNS))
+        elif rows:
+            print(render.table(table_rows(rows, datetime.now(UTC)), REQUEST_COLUMNS))
+            if args.limit and len(rows) == args.limit:
+                print(f"(the first {args.limit}; --limit 0 shows all)")
+        else:
+            print("no requests match")
+    elif args.action == "show":
+        row, history = await rq.get_request(engine, args.id)
+        if args.format == "json":
+            print(render.to_json({"request": row, "history": history}))
+        else:
+            width = max(len(k) for k in row)
+            for k, v in row.items():
+                print(f"{k.ljust(width)}  {render.fmt(v)}")
+            print("\nhistory:")
+            print(render.table(history, [("at", "AT"), ("from_status", "FROM"), ("to_status", "TO"),
+                                         ("actor", "BY"), ("detail", "DETAIL")], max_width=120))  # fmt: skip
+    elif args.action == "retry":
+        await rq.retry_request(engine, args.id, actor=actor(args))
+        print(f"request {args.id} is pending again; the daemon will submit it")
+    elif args.action == "cancel":
+        await rq.cancel_request(engine, args.id, actor=actor(args), reason=args.reason)
+        print(f"request {args.id} cancelled")
+    elif args.action == "approve":
+        who = actor(args)
+        ids = await rq.approve_requests(engine, parse_ids(args.ids), actor=who)
+        what = f"request {ids[0]}" if len(ids) == 1 else f"{len(ids)} requests ({ids[0]} to {ids[-1]})"
+        print(f"{what} approved by {who}; the daemon will submit {'it' if len(ids) == 1 else 'them'}")
+    elif args.action == "extend":
+        ext = await deadlines.extend_deadline(
+            engine, args.id, months=args.months, reason=args.reason, actor=actor(args)
+        )
+        print(f"the deadline of request {ext.request_id} is now {ext.due_at:%Y-%m-%d %H:%MZ} "
+              f"(was {ext.original_due_at:%Y-%m-%d %H:%MZ}); the reason is in its history. "
+              "Tell the data subject of the extension and its reason (GDPR Art. 12(3)).")  # fmt: skip
     return EXIT_OK
 
 
@@ -262,22 +225,11 @@ VERIFY_HELP = (
 )
 
 
-async def cmd_verify(args: argparse.Namespace) -> int:
+async def cmd_verify(args: argparse.Namespace, rt: Runtime) -> int:
     from gdpr_daemon import render
-    from gdpr_daemon.daemon import client_config
-    from gdpr_daemon.db.engine import make_engine
-    from gdpr_daemon.ownbackup import OwnBackupClient
     from gdpr_daemon.verify.batch import describe, verify_ids
 
-    settings = settings_from_args(args)
-    setup_logging(settings, quiet=True)
-    config = client_config(settings)
-    engine = make_engine(settings.require_database(), pool_size=1)
-    try:
-        async with OwnBackupClient(config) as client:
-            results = await verify_ids(engine, client, parse_ids(args.ids), actor=actor(args))
-    finally:
-        await engine.dispose()
+    results = await verify_ids(rt.engine, rt.client, parse_ids(args.ids), actor=actor(args))
     if args.format == "json":
         print(render.to_json(results))
     else:
@@ -315,7 +267,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         k.add_argument("--comment", metavar="C", type=COMMENT, help="free text passed to the OwnBackup API")
         k.add_argument("--external-ref", metavar="X", help="your case or ticket id (unique)")
         k.add_argument("--actor", metavar="NAME", type=ACTOR, help="who enters it (default: your user name)")
-        k.set_defaults(func=cmd_submit)
+        k.set_defaults(func=cmd_submit, needs=Needs())
 
     s = sub.add_parser("requests", help="list, show, approve, extend, verify, retry or cancel requests")
     acts = s.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -334,18 +286,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                    "events_unconfirmed_after_hours")  # fmt: skip
     a.add_argument("--limit", type=int, default=100, metavar="N", help="at most N rows (default 100; 0 for all)")
     a.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
-    a.set_defaults(func=cmd_requests)
+    a.set_defaults(func=cmd_requests, needs=Needs())
     a = acts.add_parser("show", help="one request and its whole history")
     a.add_argument("id", type=int)
     a.add_argument("--format", choices=("table", "json"), default="table", help="output format")
-    a.set_defaults(func=cmd_requests)
+    a.set_defaults(func=cmd_requests, needs=Needs())
     a = acts.add_parser("approve", help="four eyes: approve requests another person entered",
                         description="Move requests from awaiting_approval to pending, all or none. The "
                         "approver must differ from who entered each request; both names go into the "
                         "history.")  # fmt: skip
     a.add_argument("ids", nargs="+", metavar="ID", type=_ids_arg, help="request id, or a range like 12-20")
     a.add_argument("--actor", metavar="NAME", type=ACTOR, help="who approves (default: your user name)")
-    a.set_defaults(func=cmd_requests)
+    a.set_defaults(func=cmd_requests, needs=Needs())
     a = acts.add_parser("extend", help="extend a deadline once by up to two further months (GDPR Art. 12(3))",
                         description="Extend the deadline of an open request once, within its first month, "
                         "by one or two further months counted from receipt. The reason goes into the history; "
@@ -355,20 +307,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                    help="why (for the history and the data subject)")  # fmt: skip
     a.add_argument("--months", type=int, choices=(1, 2), default=2, help="further months (default 2)")
     a.add_argument("--actor", metavar="NAME", type=ACTOR, help="who extends it (default: your user name)")
-    a.set_defaults(func=cmd_requests)
+    a.set_defaults(func=cmd_requests, needs=Needs())
     a = acts.add_parser("verify", help="prove an erasure in the backups: look for the record in the newest backup",
                         description=VERIFY_HELP)  # fmt: skip
     a.add_argument("ids", nargs="+", metavar="ID", type=_ids_arg, help="request id, or a range like 12-20")
     a.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     a.add_argument("--actor", metavar="NAME", type=ACTOR,
                    help="who verifies, for the history (default: your user name)")  # fmt: skip
-    a.set_defaults(func=cmd_verify)
+    a.set_defaults(func=cmd_verify, needs=Needs(api=True))
     a = acts.add_parser("retry", help="send a failed or rejected request again")
     a.add_argument("id", type=int)
     a.add_argument("--actor", metavar="NAME", type=ACTOR, help="who retries it (default: your user name)")
-    a.set_defaults(func=cmd_requests)
+    a.set_defaults(func=cmd_requests, needs=Needs())
     a = acts.add_parser("cancel", help="cancel a request not yet submitted")
     a.add_argument("id", type=int)
     a.add_argument("--reason", metavar="TEXT", type=REASON, help="why, for the history")
     a.add_argument("--actor", metavar="NAME", type=ACTOR, help="who cancels it (default: your user name)")
-    a.set_defaults(func=cmd_requests)
+    a.set_defaults(func=cmd_requests, needs=Needs())

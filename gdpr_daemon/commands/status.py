@@ -11,10 +11,11 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from gdpr_daemon.commands.common import settings_from_args, setup_logging
+from gdpr_daemon.commands.common import Needs
 
 if TYPE_CHECKING:
     from gdpr_daemon.db.stats import StatusFigures
+    from gdpr_daemon.runtime import Runtime
 
 EXIT_OK = 0
 SOON_DAYS = 7
@@ -101,19 +102,12 @@ def _backups_line(f: StatusFigures) -> str:
     return line
 
 
-async def cmd_status(args: argparse.Namespace) -> int:
+async def cmd_status(args: argparse.Namespace, rt: Runtime) -> int:
     from gdpr_daemon import render
-    from gdpr_daemon.db.engine import make_engine
     from gdpr_daemon.db.stats import status_figures
 
-    settings = settings_from_args(args)
-    setup_logging(settings, quiet=True)
-    engine = make_engine(settings.require_database(), pool_size=1)
-    hours = settings.events_unconfirmed_after_hours
-    try:
-        figures = await status_figures(engine, unconfirmed_after_hours=hours, soon_days=SOON_DAYS)
-    finally:
-        await engine.dispose()
+    hours = rt.settings.events_unconfirmed_after_hours
+    figures = await status_figures(rt.engine, unconfirmed_after_hours=hours, soon_days=SOON_DAYS)
     if args.format == "json":
         print(render.to_json(as_dict(figures, hours)))
     else:
@@ -131,4 +125,4 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "proved (`requests verify`). Read-only; needs the database, not the API.",
     )
     s.add_argument("--format", choices=("table", "json"), default="table", help="output format")
-    s.set_defaults(func=cmd_status)
+    s.set_defaults(func=cmd_status, needs=Needs())

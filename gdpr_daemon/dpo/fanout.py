@@ -19,10 +19,9 @@ from gdpr_daemon.db.requests import NewRequest
 from gdpr_daemon.db.tables import MAX_ID_LENGTH
 
 if TYPE_CHECKING:
-    from gdpr_daemon.config import Settings
-    from gdpr_daemon.ownbackup import Service
+    pass
 
-__all__ = ["account_services", "expand", "group_ref", "new_group_prefix"]
+__all__ = ["expand", "group_ref", "new_group_prefix"]
 
 
 def new_group_prefix(kind: str = "ALL") -> str:
@@ -42,12 +41,3 @@ def expand(request: NewRequest, service_ids: Sequence[int], base_ref: str) -> li
 def ref_too_long(base_ref: str, service_ids: Sequence[int]) -> bool:
     longest = max((len(group_ref(base_ref, sid)) for sid in service_ids), default=0)
     return longest > MAX_ID_LENGTH
-
-
-async def account_services(settings: Settings) -> list[Service]:
-    """Every service of the account, disabled and archived ones included (one API call)."""
-    from gdpr_daemon.daemon import client_config
-    from gdpr_daemon.ownbackup import OwnBackupClient
-
-    async with OwnBackupClient(client_config(settings)) as client:
-        return await client.list_services()

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,10 +24,7 @@ from gdpr_daemon.db.tables import AWAITING_APPROVAL
 from gdpr_daemon.ownbackup import Service
 from gdpr_daemon.submit.validate import problem
 
-if TYPE_CHECKING:
-    from gdpr_daemon.config import Settings
-
-__all__ = ["DryRunReport", "Verdict", "dry_run", "render_report", "run_dry"]
+__all__ = ["DryRunReport", "Verdict", "dry_run", "render_report"]
 
 SUBMIT, LATER, APPROVAL, REJECT = "submit", "later", "approval", "reject"
 SHOWN_ROWS = 50
@@ -134,20 +131,3 @@ def render_report(report: DryRunReport, *, shown: int = SHOWN_ROWS) -> str:
             lines.append(f"... and {len(group) - limit} more (gdpr-daemon requests list --status pending --limit 0)")
     lines += ["", "summary: " + ", ".join(f"{report.count(a)} {t.split(' (')[0]}" for a, t in sections)]
     return "\n".join(lines)
-
-
-async def run_dry(settings: Settings) -> int:
-    """`run --once --dry-run`: print the report; exit status 0 (a rejection is the system working)."""
-    from gdpr_daemon.daemon import check_schema, client_config
-    from gdpr_daemon.db.engine import make_engine
-    from gdpr_daemon.ownbackup import OwnBackupClient
-
-    engine = make_engine(settings.require_database(), pool_size=1)
-    try:
-        await check_schema(engine)
-        async with OwnBackupClient(client_config(settings)) as client:
-            report = await dry_run(engine, client.list_services)
-    finally:
-        await engine.dispose()
-    print(render_report(report))
-    return 0

@@ -1,4 +1,4 @@
-"""Group commit of outcomes and of starts, and what counts as 'the database is unavailable'.
+"""Group commit of outcomes and of starts.
 
 Every outcome updates its request row and writes its history row in one transaction
 (``QueueStore.record``); outcomes that finish while a write is under way wait and go
@@ -34,48 +34,11 @@ from typing import Any, Literal
 from gdpr_daemon import metrics
 from gdpr_daemon.db.queue import Outcome, QueueStore
 from gdpr_daemon.db.tables import FAILED, PENDING
+from gdpr_daemon.errors import data_error, db_errors
 from gdpr_daemon.logs import get_logger
 from gdpr_daemon.safetext import escape_controls
 
 log = get_logger(__name__)
-
-
-def db_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean 'the database is unavailable right now'."""
-    import asyncpg
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    # asyncpg's own errors come unwrapped from the statements run on the driver's connection
-    # (QueueStore._fetch): a server error there is PostgresError.
-    # InternalClientError: a connection left with an operation under way ("another operation
-    # is in progress"); QueueStore._fetch drops such a connection, so the next try gets a new one.
-    return (OSError, asyncpg.PostgresError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-            asyncpg.InternalClientError, DBAPIError, OperationalError, InterfaceError,
-            asyncio.TimeoutError)  # fmt: skip
-
-
-#: SQLSTATE classes that mean "the database refuses these values", not "it is away":
-#: 22 data exception (out of range, NUL, bad encoding), 23 integrity constraint (a
-#: CHECK), 54 program limit (a value too large to index).
-DATA_ERROR_CLASSES = ("22", "23", "54")
-
-
-def data_error(exc: BaseException) -> str | None:
-    """The SQLSTATE when ``exc`` is the database refusing the data (see DATA_ERROR_CLASSES), else None.
-
-    The driver's own refusals of a parameter (an integer beyond 64 bits, a lone surrogate)
-    come as ``asyncpg.DataError``, which is also an ``InterfaceError``: they are data
-    errors too, not a lost connection.
-    """
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            break
-        state = getattr(seen, "sqlstate", None)
-        if isinstance(state, str) and state[:2] in DATA_ERROR_CLASSES:
-            return state
-        seen = getattr(seen, "orig", None) or seen.__cause__
-    return None
 
 
 #: Bounds of the text of an outcome written again after a data error.

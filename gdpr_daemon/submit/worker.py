@@ -29,6 +29,7 @@ from structlog.contextvars import bound_contextvars
 from gdpr_daemon import metrics
 from gdpr_daemon.db.queue import ClaimedRequest, Outcome, QueueStore
 from gdpr_daemon.db.tables import FAILED, FORGET, PENDING, REJECTED, SUBMITTED
+from gdpr_daemon.errors import db_errors
 from gdpr_daemon.logs import get_logger
 from gdpr_daemon.ownbackup import (
     AuthenticationError,
@@ -38,7 +39,7 @@ from gdpr_daemon.ownbackup import (
     RequestTimeout,
     RetryPolicy,
 )
-from gdpr_daemon.submit.recorder import Recorder, Starter, db_errors
+from gdpr_daemon.submit.recorder import Recorder, Starter
 from gdpr_daemon.submit.services import ServiceDirectory
 from gdpr_daemon.submit.validate import problem
 

@@ -97,7 +97,7 @@ class VerifyJob:
 
     async def run(self) -> RoundResult | None:
         """One round; None when the database failed (logged)."""
-        from gdpr_daemon.submit.recorder import db_errors
+        from gdpr_daemon.errors import db_errors
 
         try:
             async with verify_lock(self.lock_engine) as locked:

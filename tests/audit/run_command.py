@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from gdpr_daemon import cli
-from gdpr_daemon.commands.audit import add_events_parser, add_report_parser
+from gdpr_daemon.commands import events, report
 
 _build = cli.build_parser
 
@@ -20,9 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _build()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     if "events" not in sub.choices:
-        add_events_parser(sub)
+        events.add_parsers(sub)
     if "report" not in sub.choices:
-        add_report_parser(sub)
+        report.add_parsers(sub)
     return parser
 
 

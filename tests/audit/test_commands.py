@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gdpr_daemon.commands.audit import add_events_parser, add_report_parser, cmd_report, parse_since, parse_until
+from gdpr_daemon import cli
+from gdpr_daemon.commands import events, report
+from gdpr_daemon.commands.report import parse_since, parse_until
 from gdpr_daemon.simulator import FaultConfig
 from tests.helpers import subprocess_env, wait_until
 
@@ -40,8 +42,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config")
     p.add_argument("--log-format")
     sub = p.add_subparsers(dest="command", required=True)
-    add_events_parser(sub)
-    add_report_parser(sub)
+    events.add_parsers(sub)
+    report.add_parsers(sub)
     return p
 
 
@@ -92,7 +94,7 @@ async def test_report_usage_errors_exit_2(tmp_path, capsys):
     for args in (["--since", "2026-05-01", "--until", "2026-04-01"],
                  ["--since", "2026-01-01", "--until", "2026-12-31", "--output", str(tmp_path / "no" / "r.csv")],
                  ["--since", "2026-01-01", "--until", "2026-12-31", "--format", "json", "--bom"]):  # fmt: skip
-        assert await cmd_report(parser().parse_args(["report", "audit", *args])) == 2
+        assert cli.main(["report", "audit", *args]) == 2
         out, err = capsys.readouterr()
         assert out == "" and err.startswith("gdpr-daemon: ")
     assert list(tmp_path.iterdir()) == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from gdpr_daemon.daemon import Daemon
 from gdpr_daemon.db.requests import list_requests
 from gdpr_daemon.ownbackup import ClientConfig, OwnBackupClient, SessionAuth
 from tests.helpers import SIM_EMAIL, SIM_PASSWORD, insert_forget, insert_rectify, pii
@@ -29,10 +28,10 @@ async def submitted_request(pg, ownbackup_id: int, *, service_id: int = 1001, ki
     return rid
 
 
-async def test_gdpr_events_confirm_submitted_requests(sim, sim_url, settings_for, engine, pg):
+async def test_gdpr_events_confirm_submitted_requests(daemon_for, sim, sim_url, settings_for, engine, pg):
     """`run --once` submits, then its pull sets confirmed_at from each request's GDPR event and writes the history row."""
     ids = await insert_forget(pg, 1001, 3) + [await insert_rectify(pg, 1002, pii(1))]
-    report = await Daemon(settings_for(), engine=engine).run_once()
+    report = await (await daemon_for(settings_for())).run_once()
     assert report.submitted == 4
     assert report.events["confirmed"] == 4
     assert await list_requests(engine, unconfirmed_hours=0) == []
@@ -86,11 +85,11 @@ async def test_only_a_matching_type_and_service_confirm(sim, sim_url, engine, pg
     assert confirmed == {forget, rectify}
 
 
-async def test_events_never_hold_the_rectify_value(sim, sim_url, settings_for, engine, pg):
+async def test_events_never_hold_the_rectify_value(daemon_for, sim, sim_url, settings_for, engine, pg):
     """The rectify value reaches neither audit_events nor the quarantine (OwnBackup's event carries only the field)."""
     value = pii("event")
     await insert_rectify(pg, 1001, value)
-    await Daemon(settings_for(), engine=engine).run_once()
+    await (await daemon_for(settings_for())).run_once()
     await pull(engine, sim_url)
     raws = [r[0] for r in await pg.fetch("SELECT raw::text FROM audit_events UNION ALL SELECT raw::text FROM audit_quarantine")]
     assert raws and not any(value in r for r in raws)

@@ -2,7 +2,7 @@
 validated against the shipped OpenAPI document: client, simulator and document agree.
 
 The client is configured the way the daemon configures it (``Settings`` ->
-``gdpr_daemon.daemon.client_config``), once with session login and once with OAuth bearer
+``gdpr_daemon.runtime.client_config``), once with session login and once with OAuth bearer
 tokens.  A recording subclass keeps each HTTP exchange as received, before the client
 parses it, so the document is checked against the wire, not against the client's reading.
 """
@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from gdpr_daemon.config import load_settings
-from gdpr_daemon.daemon import Daemon, client_config
 from gdpr_daemon.ownbackup import ClientError, NotFound, OwnBackupClient
 from gdpr_daemon.ownbackup.openapi import load_spec, operations
 from gdpr_daemon.ownbackup.transport import Answer
+from gdpr_daemon.runtime import client_config
 from gdpr_daemon.simulator import Simulator
 from tests.helpers import SECRETS_SEEN, insert_forget, insert_rectify, pii
 
@@ -210,7 +210,7 @@ async def test_every_client_method_agrees_with_simulator_and_document(
         assert not sim.state.sessions, "closing the client logged the session out"
 
 
-async def test_oauth_settings_drive_the_daemon_end_to_end(sim: Simulator, settings_for, engine, pg) -> None:
+async def test_oauth_settings_drive_the_daemon_end_to_end(daemon_for, sim: Simulator, settings_for, engine, pg) -> None:
     """With ownbackup_auth="oauth" the daemon fetches a bearer token once and submits forget and rectify requests."""
     ids = await insert_forget(pg, 1001, 3) + [await insert_rectify(pg, 1002, pii("contract"))]
     defaults = settings_for(ownbackup_auth="oauth", ownbackup_api_token="simulator-api-token")
@@ -222,7 +222,7 @@ async def test_oauth_settings_drive_the_daemon_end_to_end(sim: Simulator, settin
                             ownbackup_token_url=sim.url + TOKEN_PATH)  # fmt: skip
     assert client_config(settings).auth.client_id == "0oa4c413eq8wwcEzP4h7"
 
-    report = await Daemon(settings, engine=engine).run_once()
+    report = await (await daemon_for(settings)).run_once()
 
     assert report.submitted == len(ids) and report.failed == report.rejected == 0
     assert (sim.stats.tokens_issued, sim.stats.logins) == (1, 0)

@@ -24,8 +24,8 @@ import pytest
 from aiohttp import web
 
 from gdpr_daemon.config import load_settings
-from gdpr_daemon.daemon import client_config
 from gdpr_daemon.ownbackup import OwnBackupClient
+from gdpr_daemon.runtime import client_config
 from gdpr_daemon.simulator import Simulator
 from tests.helpers import SECRETS_SEEN
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from gdpr_daemon.dpo.csvimport import HeaderError
-from gdpr_daemon.dpo.fanout import account_services
 from gdpr_daemon.dpo.importer import import_csv
+from gdpr_daemon.runtime import open_runtime
 from tests.dpo.support import HEADER, cli, csv_bytes, forget, rectify, write_csv
 from tests.helpers import PII_MARKER, pii
 
@@ -129,7 +129,8 @@ async def test_all_services_line(sim, engine, pg, settings_for):
     settings = settings_for()
 
     async def ids() -> list[int]:
-        return [s.id for s in await account_services(settings)]
+        async with open_runtime(settings, api=True) as rt:
+            return [s.id for s in await rt.client.list_services()]
 
     data = csv_bytes([forget("all", "0035g00000ALL", "DSR-9"), forget("1001", "0035g00000ONE", "DSR-9/1001")])
     outcome = await run_import(engine, data, service_ids=ids)

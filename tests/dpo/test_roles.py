@@ -10,13 +10,14 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from gdpr_daemon.commands.requests import sync_intake_settings
+from gdpr_daemon.commands.common import sync_intake_settings
 from gdpr_daemon.config import load_settings
 from gdpr_daemon.db.deadlines import extend_deadline
 from gdpr_daemon.db.engine import sqlalchemy_url
 from gdpr_daemon.db.intake_settings import write_intake_settings
 from gdpr_daemon.db.requests import approve_requests, cancel_request, retry_request
 from gdpr_daemon.dpo.importer import import_csv
+from gdpr_daemon.runtime import open_runtime
 from tests.dpo.support import csv_bytes, forget
 
 ROLES_SQL = Path(__file__).resolve().parents[2] / "config" / "sql" / "roles.sql"
@@ -59,4 +60,6 @@ async def test_intake_role_runs_every_dpo_action(intake_engine, engine, pg):
     assert states == {1: "pending", 2: "pending", 3: "cancelled"}
     with pytest.raises(Exception, match="permission denied"):
         await write_intake_settings(intake_engine, require_approval=True, holidays=None, authoritative=False)
-    await sync_intake_settings(intake_engine, load_settings(None, environ={}, intake_require_approval=True))
+    settings = load_settings(None, environ={}, intake_require_approval=True)
+    async with open_runtime(settings, engine=intake_engine) as rt:
+        await sync_intake_settings(rt)

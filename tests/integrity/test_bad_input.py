@@ -7,7 +7,6 @@ import os
 import asyncpg
 import pytest
 
-from gdpr_daemon.daemon import Daemon
 from tests.helpers import SIM_PASSWORD, insert_forget
 from tests.test_cli import cli
 
@@ -84,7 +83,7 @@ REJECTED = [
 ]
 
 
-async def test_daemon_rejects_each_with_one_sentence_and_submits_the_rest(sim, settings_for, engine, pg):
+async def test_daemon_rejects_each_with_one_sentence_and_submits_the_rest(daemon_for, sim, settings_for, engine, pg):
     """Rows the database accepts but the daemon cannot send end rejected, each with one sentence; the good ones are sent."""
     bad = {}
     for values, words in REJECTED:
@@ -99,7 +98,7 @@ async def test_daemon_rejects_each_with_one_sentence_and_submits_the_rest(sim, s
     )
     bad[rid] = "not a Salesforce field API name"
     good = await insert_forget(pg, 1001, 3, prefix="GOOD")
-    report = await Daemon(settings_for(), engine=engine).run_once()
+    report = await (await daemon_for(settings_for())).run_once()
     assert (report.rejected, report.submitted) == (len(bad), 3)
     for rid, words in bad.items():
         r = await pg.fetchrow("SELECT status, last_error, attempts FROM gdpr_requests WHERE id = $1", rid)

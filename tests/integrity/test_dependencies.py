@@ -9,7 +9,6 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from gdpr_daemon.daemon import Daemon
 from gdpr_daemon.db import migrate
 from gdpr_daemon.db.engine import make_engine
 from gdpr_daemon.db.integrity import verify_chains
@@ -130,9 +129,9 @@ OUTCOME_UNKNOWN = {"truncated_json", "html_200", "missing_id", "hang_past_timeou
 
 
 @pytest.mark.parametrize(("mode", "faults", "sentence"), MALFORMED, ids=[m[0] for m in MALFORMED])
-async def test_bad_api_answers_end_in_a_clear_last_error(sim, settings_for, engine, pg, mode, faults, sentence):
+async def test_bad_api_answers_end_in_a_clear_last_error(daemon_for, sim, settings_for, engine, pg, mode, faults, sentence):
     """Each kind of bad answer is a transient error: retried, then failed with a clear last_error; no crash."""
-    daemon = Daemon(settings_for(queue_max_attempts=2, ownbackup_timeout_seconds=1.0), engine=engine)
+    daemon = await daemon_for(settings_for(queue_max_attempts=2, ownbackup_timeout_seconds=1.0))
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
     try:

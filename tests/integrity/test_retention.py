@@ -9,7 +9,9 @@ import json
 import asyncpg
 import pytest
 
-from gdpr_daemon.commands import integrity as integrity_commands
+from gdpr_daemon.cli import run_command
+from gdpr_daemon.commands import audit as audit_commands
+from gdpr_daemon.commands import purge as purge_commands
 from gdpr_daemon.db.integrity import purge, verify_chains
 from gdpr_daemon.retention import run_purge
 from tests.helpers import insert_forget, insert_rectify, pii
@@ -173,7 +175,9 @@ def cli(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser()
     p.add_argument("--config")
     p.add_argument("--log-format")
-    integrity_commands.add_parsers(p.add_subparsers(dest="command"))
+    sub = p.add_subparsers(dest="command")
+    audit_commands.add_parsers(sub)
+    purge_commands.add_parsers(sub)
     return p.parse_args(argv)
 
 
@@ -183,23 +187,23 @@ async def test_cli_purge_and_verify(db_url, pg, monkeypatch, capsys, keep_suite_
     ids = await insert_forget(pg, 1001, 2)
     await age_requests(pg, ids, "submitted", 400)
     args = cli(["purge", "--dry-run"])
-    assert await args.func(args) == 0
+    assert await run_command(args) == 0
     assert "2 finished requests would be purged" in capsys.readouterr().out
     args = cli(["purge", "--actor", "dpo"])
-    assert await args.func(args) == 0
+    assert await run_command(args) == 0
     assert "2 finished requests were purged" in capsys.readouterr().out
     args = cli(["audit", "verify"])
-    assert await args.func(args) == 0
+    assert await run_command(args) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("gdpr_request_log: OK, 4 rows") and out[1].startswith("audit_events: OK, 0 rows")
     async with pg.transaction():
         await pg.execute("SET LOCAL session_replication_role = replica")
         await pg.execute("UPDATE gdpr_request_log SET actor = 'mallory' WHERE chain_seq = 2")
     args = cli(["audit", "verify", "--chain", "gdpr_request_log"])
-    assert await args.func(args) == 1
+    assert await run_command(args) == 1
     assert "BROKEN at row id" in capsys.readouterr().out
     args = cli(["audit", "verify", "--anchor", "nonsense"])
-    assert await args.func(args) == 2
+    assert await run_command(args) == 2
 
 
 def test_cli_has_the_commands():
@@ -207,5 +211,5 @@ def test_cli_has_the_commands():
     from gdpr_daemon.cli import build_parser
 
     p = build_parser()
-    assert p.parse_args(["audit", "verify"]).func is integrity_commands.cmd_verify
-    assert p.parse_args(["purge", "--dry-run"]).func is integrity_commands.cmd_purge
+    assert p.parse_args(["audit", "verify"]).func is audit_commands.cmd_verify
+    assert p.parse_args(["purge", "--dry-run"]).func is purge_commands.cmd_purge

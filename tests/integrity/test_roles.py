@@ -10,7 +10,6 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from gdpr_daemon.daemon import Daemon
 from gdpr_daemon.db.engine import sqlalchemy_url
 from gdpr_daemon.db.integrity import purge, verify_chains
 from tests.helpers import insert_forget, insert_rectify, pii
@@ -99,14 +98,14 @@ async def test_intake_refused(intake, pg, sql):
         await intake.execute(sql)
 
 
-async def test_daemon_role_runs_the_queue_purge_and_verify(roles, db_url, sim, settings_for, pg):
+async def test_daemon_role_runs_the_queue_purge_and_verify(daemon_for, roles, db_url, sim, settings_for, pg):
     """The daemon, connected as gdpr_daemon, submits requests, stores events, purges and verifies."""
     ids = await insert_forget(pg, 1001, 3)
     value = pii("role")
     rid = await insert_rectify(pg, 1002, value)
     engine = engine_as(db_url, "gdpr_daemon")
     try:
-        report = await Daemon(settings_for(), engine=engine).run_once()
+        report = await (await daemon_for(settings_for(), engine=engine)).run_once()
         assert report.submitted == 4
         assert await pg.fetchval("SELECT value FROM gdpr_requests WHERE id = $1", rid) is None
         async with engine.begin() as conn:

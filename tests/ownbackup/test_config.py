@@ -81,7 +81,7 @@ def test_token_url_on_another_host_follows_the_same_rules() -> None:
 def test_settings_with_a_plain_http_token_url_exit_as_configuration_error() -> None:
     """ownbackup_token_url over plain http to another host is a configuration error naming the token URL."""
     from gdpr_daemon.config import ConfigError, load_settings
-    from gdpr_daemon.daemon import client_config
+    from gdpr_daemon.runtime import client_config
 
     settings = load_settings(None, environ={}, ownbackup_region="emea1", ownbackup_auth="oauth",
                              ownbackup_api_token="tok", ownbackup_token_url="http://auth.example.com/token")  # fmt: skip

@@ -19,7 +19,6 @@ import asyncpg
 import psutil
 import pytest
 
-from gdpr_daemon.daemon import Daemon
 from gdpr_daemon.db.queue import Outcome, QueueStore
 from gdpr_daemon.health import api_failure
 from gdpr_daemon.ownbackup import BadAnswer, ClientConfig, OwnBackupClient, RetryPolicy, SessionAuth
@@ -68,7 +67,7 @@ def hostile_settings(settings_for, url: str, **extra):
     return settings_for(ownbackup_url=url, queue_backoff_base_seconds=3600, queue_backoff_max_seconds=3600, **extra)
 
 
-async def test_odd_answers_fail_only_their_own_request(hostile, settings_for, engine, pg, rendered_log):
+async def test_odd_answers_fail_only_their_own_request(daemon_for, hostile, settings_for, engine, pg, rendered_log):
     """An id beyond bigint, NUL, a lone surrogate or ESC in a message: a clear error on that request only; the good
     ones are recorded once and not sent again after a restart; no database outage is logged."""
     api, url = hostile
@@ -76,7 +75,7 @@ async def test_odd_answers_fail_only_their_own_request(hostile, settings_for, en
     huge = await forget(pg, "HUGE-ID-1")
     nul, surrogate, esc = await forget(pg, "NUL-1"), await forget(pg, "SURROGATE-1"), await forget(pg, "ESC-1")
 
-    report = await asyncio.wait_for(Daemon(hostile_settings(settings_for, url), engine=engine).run_once(), 60)
+    report = await asyncio.wait_for((await daemon_for(hostile_settings(settings_for, url))).run_once(), 60)
     assert (report.submitted, report.failed, report.retry_later) == (3, 3, 1)
 
     rows = {r["id"]: r for r in await pg.fetch("SELECT * FROM gdpr_requests")}
@@ -92,14 +91,14 @@ async def test_odd_answers_fail_only_their_own_request(hostile, settings_for, en
         assert "\x1b" not in await auditor_text(pg, rid)
 
     # A restart: nothing already answered goes out again.
-    await asyncio.wait_for(Daemon(hostile_settings(settings_for, url), engine=engine).run_once(), 60)
+    await asyncio.wait_for((await daemon_for(hostile_settings(settings_for, url))).run_once(), 60)
     assert all(api.calls[record] == 1 for record in good.values()), api.calls
     assert api.calls["NUL-1"] == api.calls["SURROGATE-1"] == api.calls["ESC-1"] == api.calls["HUGE-ID-1"] == 1
     events = [e["event"] for e in rendered_log.events()]
     assert "database_unavailable" not in events and "request_submitted" in events
 
 
-async def test_echoed_secrets_never_reach_storage_or_log(hostile, settings_for, engine, pg, rendered_log):
+async def test_echoed_secrets_never_reach_storage_or_log(daemon_for, hostile, settings_for, engine, pg, rendered_log):
     """An API that repeats the form, the session id and the password in its errors (400, and 599 in the reason
     phrase too): last_error, the history and the log hold none of them, in any encoding."""
     api, url = hostile
@@ -113,7 +112,7 @@ async def test_echoed_secrets_never_reach_storage_or_log(hostile, settings_for, 
     ]
     SECRETS_SEEN.update(records)  # never to be logged either
 
-    await asyncio.wait_for(Daemon(hostile_settings(settings_for, url), engine=engine).run_once(), 60)
+    await asyncio.wait_for((await daemon_for(hostile_settings(settings_for, url))).run_once(), 60)
 
     assert api.sessions and sum(api.calls.values()) == 3
     secrets_sent = [*records, value, quote_plus(value), comment, quote_plus(comment), SIM_PASSWORD, *api.sessions]

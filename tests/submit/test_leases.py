@@ -7,7 +7,6 @@ import asyncio
 
 import asyncpg
 
-from gdpr_daemon.daemon import Daemon
 from gdpr_daemon.db.queue import Outcome, QueueStore
 from gdpr_daemon.submit.recorder import Starter
 from tests.helpers import insert_forget, wait_until
@@ -89,7 +88,7 @@ async def test_expired_claims_of_a_stopped_process_come_back_exactly(engine, pg)
     assert set(order[:4]) == set(ids), "their turn had come: they go before requests that waited longer"
 
 
-async def test_reaped_claims_are_submitted_again(sim, settings_for, engine, pg):
+async def test_reaped_claims_are_submitted_again(daemon_for, sim, settings_for, engine, pg):
     """Claims of a process that died come back through its leases and are submitted by the next daemon."""
     ids = await insert_forget(pg, 1001, 3)
     dead = store(engine, "dead-process")
@@ -97,7 +96,7 @@ async def test_reaped_claims_are_submitted_again(sim, settings_for, engine, pg):
     await dead.start(ids[:1])
     await expire(pg)
 
-    await Daemon(settings_for(), engine=engine).run_once()  # its reaper runs first
+    await (await daemon_for(settings_for())).run_once()  # its reaper runs first
 
     rows = await pg.fetch("SELECT status, attempts FROM gdpr_requests ORDER BY id")
     assert [(r["status"], r["attempts"]) for r in rows] == [("submitted", 2), ("submitted", 1), ("submitted", 1)]
@@ -224,7 +223,7 @@ async def test_starter_answers_each_start(engine, pg):
     assert answers == ["started", "again", "lost"]
 
 
-async def test_stopped_process_claims_back_when_their_lease_expires(sim, settings_for, engine, pg):
+async def test_stopped_process_claims_back_when_their_lease_expires(daemon_for, sim, settings_for, engine, pg):
     """A running daemon takes a stopped process's claims back when their lease expires, not at its next look
     (its reaper interval and poll are an hour here): the unstarted ones as never sent, the started ones as
     outcome unknown; all are submitted."""
@@ -232,7 +231,7 @@ async def test_stopped_process_claims_back_when_their_lease_expires(sim, setting
     dead = store(engine, "dead", lease=3)
     await dead.claim(4)
     await dead.start(ids[:2])
-    daemon = Daemon(settings_for(queue_reaper_interval_seconds=3600, queue_poll_interval_seconds=3600), engine=engine)
+    daemon = await daemon_for(settings_for(queue_reaper_interval_seconds=3600, queue_poll_interval_seconds=3600))
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
     try:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import pytest
 import structlog
 
-from gdpr_daemon.daemon import Daemon
 from gdpr_daemon.simulator import FaultConfig
 from gdpr_daemon.submit.services import ServiceDirectory
 from tests.helpers import insert_forget, wait_until
@@ -84,12 +83,12 @@ async def test_a_failed_fetch_is_not_repeated_by_every_lookup():
 
 
 @pytest.mark.slow
-async def test_no_claim_while_the_service_list_cannot_be_read(sim, settings_for, engine, pg):
+async def test_no_claim_while_the_service_list_cannot_be_read(daemon_for, sim, settings_for, engine, pg):
     """A daemon that cannot read the account's service list claims nothing (the requests wait, pending, no attempt
     counted), and drains the queue once the API answers again."""
     sim.faults = FaultConfig(rate_5xx=1.0)
     ids = await insert_forget(pg, 1001, 5)
-    daemon = Daemon(settings_for(), engine=engine)
+    daemon = await daemon_for(settings_for())
     stop = asyncio.Event()
     with structlog.testing.capture_logs() as logs:
         task = asyncio.create_task(daemon.run(stop))

@@ -11,8 +11,9 @@ import asyncpg
 import pytest
 
 from gdpr_daemon.config import Settings, load_settings
-from gdpr_daemon.daemon import Daemon, client_config
+from gdpr_daemon.daemon import Daemon
 from gdpr_daemon.ownbackup import OwnBackupClient
+from gdpr_daemon.runtime import client_config, open_runtime
 from gdpr_daemon.simulator import Simulator, SimulatorConfig
 from gdpr_daemon.simulator.csvdata import record_id
 from tests.helpers import SECRETS_SEEN, SIM_EMAIL, SIM_PASSWORD
@@ -95,7 +96,8 @@ async def enter_rectify(pg: asyncpg.Connection, record: str, value: str, service
 
 async def submit_all(settings: Settings) -> None:
     """Submit every pending request as `run --once` does (the real queue and client)."""
-    report = await Daemon(settings).run_once()
+    async with open_runtime(settings, api=True) as rt:
+        report = await Daemon(rt).run_once()
     assert report.failed == report.rejected == report.retry_later == 0, report
 
 

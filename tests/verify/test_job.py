@@ -7,9 +7,9 @@ import asyncio
 
 import asyncpg
 
-from gdpr_daemon.daemon import Daemon, client_config
 from gdpr_daemon.db.verification import verify_lock
 from gdpr_daemon.ownbackup import OwnBackupClient
+from gdpr_daemon.runtime import client_config
 from gdpr_daemon.verify.job import RoundResult, VerifyJob, interval_seconds
 from tests.helpers import wait_until
 from tests.verify.conftest import back_up_now, contact, enter_forget, history, submit_all
@@ -73,14 +73,14 @@ async def test_one_replica_at_a_time(pg, engine, vsim, vsettings) -> None:  # ty
     assert details(await history(pg, rid)) == []
 
 
-async def test_daemon_runs_the_job_when_configured(pg, engine, vsim, vsettings) -> None:  # type: ignore[no-untyped-def]
+async def test_daemon_runs_the_job_when_configured(daemon_for, pg, engine, vsim, vsettings) -> None:  # type: ignore[no-untyped-def]
     """`gdpr-daemon run` with verify_after_hours set verifies a submitted request on its own."""
     settings = vsettings(verify_after_hours=0.0001, events_pull_interval_seconds=3600)
     rid = await enter_forget(pg, contact(33))
     await submit_all(settings)
     await back_up_now(settings, vsim)
     stop = asyncio.Event()
-    run = asyncio.create_task(Daemon(settings, engine=engine).run(stop))
+    run = asyncio.create_task((await daemon_for(settings)).run(stop))
     try:
         await wait_until(lambda: _verified(pg, rid), timeout=30, what="the job's verification row")
     finally:

@@ -47,8 +47,8 @@ async def run_size(rows: int, pg, db_url: str) -> tuple[dict[str, Any], int]:  #
                                  ownbackup_password=SIM_PASSWORD, log_format="json", instance_name="t")  # fmt: skip
         rid = await enter_forget(pg, contact(rows // 2))
         await submit_all(settings)
-        from gdpr_daemon.daemon import client_config
         from gdpr_daemon.ownbackup import OwnBackupClient
+        from gdpr_daemon.runtime import client_config
 
         async with OwnBackupClient(client_config(settings)) as client:
             await client.backup_now(1001)

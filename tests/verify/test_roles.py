@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gdpr_daemon.audit.reports.requests import write_requests_report
-from gdpr_daemon.daemon import client_config
 from gdpr_daemon.db.engine import sqlalchemy_url
 from gdpr_daemon.db.requests import RequestError
 from gdpr_daemon.ownbackup import OwnBackupClient
+from gdpr_daemon.runtime import client_config
 from gdpr_daemon.verify.batch import verify_ids
 from gdpr_daemon.verify.job import RoundResult, VerifyJob
 from tests.verify.conftest import back_up_now, contact, enter_forget, history, submit_all
