@@ -94,6 +94,16 @@ async def test_postgres_warning_comes_out_as_redacted_json(pg_admin_url, capture
     assert extra["request_id"] == 4711
 
 
+async def test_engine_passes_postgres_warnings_to_the_log(engine, captured):
+    """The daemon's engine adds the listener itself: a WARNING raised by a statement it runs is a JSON line."""
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("DO $$ BEGIN RAISE WARNING 'slow disk; password=hunter4z'; END $$")
+    await wait_until(lambda: _async("asyncpg" in captured.getvalue()), timeout=5)
+    (line,) = [ln for ln in json_lines(captured) if ln.get("logger") == "asyncpg"]
+    assert line["level"] == "warning" and line["event"] == "postgres warning (01000): slow disk; password=[redacted]"
+    assert "hunter4z" not in captured.getvalue()
+
+
 async def test_library_traceback_is_json_without_sql_parameters(engine, captured):
     """A library that logs an exception (asyncio's handler, here with a real SQLAlchemy error
     whose text shows the statement's parameters) writes one JSON line: the traceback is its
@@ -103,7 +113,8 @@ async def test_library_traceback_is_json_without_sql_parameters(engine, captured
     with pytest.raises(sa.exc.DBAPIError) as caught:
         async with engine.connect() as conn:
             await conn.execute(sa.text("SELECT CAST(:v AS integer)"), {"v": value})
-    assert value in str(caught.value), "SQLAlchemy's own text shows the parameter"
+    assert value in str(caught.value), "asyncpg's own message quotes the argument"
+    assert "[SQL parameters hidden due to hide_parameters=True]" in str(caught.value), "the engine hides its parameters"
     asyncio.get_running_loop().call_exception_handler(
         {"message": "postgresql://daemon:s3cr3t-pw@db/gdpr failed", "exception": caught.value}
     )
@@ -111,7 +122,7 @@ async def test_library_traceback_is_json_without_sql_parameters(engine, captured
     assert value not in text and "s3cr3t-pw" not in text
     (line,) = [ln for ln in json_lines(captured) if ln.get("logger") == "asyncio"]
     assert line["level"] == "error" and line["event"].startswith("postgresql://daemon:[redacted]@db/gdpr failed")
-    assert "Traceback (most recent call last)" in line["exception"] and "[parameters: [redacted]]" in line["exception"]
+    assert "Traceback (most recent call last)" in line["exception"]
     assert "query argument $1: [redacted] ('str' object cannot be interpreted as an integer)" in line["exception"]
 
 

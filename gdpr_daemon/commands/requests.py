@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from gdpr_daemon.commands.common import ACTOR, COMMENT, REASON, Needs, actor, sync_intake_settings
-from gdpr_daemon.db.tables import MAX_VALUE_LENGTH
+from gdpr_daemon.rules import MAX_VALUE_LENGTH
 
 if TYPE_CHECKING:
     from gdpr_daemon.runtime import Runtime
@@ -30,7 +30,7 @@ def _awaiting_note(n: int, ids: list[int]) -> str:
 async def cmd_submit(args: argparse.Namespace, rt: Runtime) -> int:
     from gdpr_daemon.db.requests import NewRequest, RequestError, insert_requests, statuses_of
     from gdpr_daemon.dpo import fanout
-    from gdpr_daemon.dpo.checks import request_problems
+    from gdpr_daemon.rules import request_problems
 
     value = args.value if args.kind == "rectify" else None
     if args.kind == "rectify" and value == "-":

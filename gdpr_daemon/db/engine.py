@@ -70,11 +70,23 @@ def make_engine(
             "timeout": 10,
             "command_timeout": 60,
         },
+        # An error's text never quotes the statement's parameters (record ids, rectify values).
+        hide_parameters=True,
         **kwargs,
     )
     _ping_when_idle(engine, ping_idle_after)
+    _log_postgres_messages(engine)
     datecodec.install(engine)  # a stored year 12000 reads as 9999-12-31, not an OverflowError
     return engine
+
+
+def _log_postgres_messages(engine: AsyncEngine) -> None:
+    """A WARNING or NOTICE Postgres sends goes through the log pipeline (asyncpg drops it otherwise)."""
+    from gdpr_daemon import logs
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connected(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_log_listener(logs.postgres_message)
 
 
 def _ping_when_idle(engine: AsyncEngine, idle_after: float) -> None:

@@ -41,7 +41,7 @@ import asyncpg
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gdpr_daemon.db.tables import FAILED, PENDING, REJECTED, SUBMITTED
+from gdpr_daemon.rules import FAILED, PENDING, REJECTED, SUBMITTED
 
 
 @dataclass(frozen=True, slots=True)

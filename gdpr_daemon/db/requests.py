@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gdpr_daemon.db.tables import STATUSES
+from gdpr_daemon.rules import STATUSES
 
 LIST_COLUMNS = """id, request_type, service_id, table_name, record_id, field, comment, external_ref,
     received_at, due_at, original_due_at, status, attempts, next_attempt_at, ownbackup_request_id,

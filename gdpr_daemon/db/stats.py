@@ -14,8 +14,8 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gdpr_daemon.db.tables import CANCELLED, PENDING, STATUSES, SUBMITTED
 from gdpr_daemon.db.verification import verification_counts
+from gdpr_daemon.rules import CANCELLED, PENDING, STATUSES, SUBMITTED
 
 __all__ = ["CursorStats", "QueueStats", "Snapshot", "StatusFigures", "snapshot", "status_figures"]
 
@@ -37,7 +37,7 @@ GROUP BY status
 
 _HAS_CURSORS = text("SELECT to_regclass('event_cursors') IS NOT NULL")
 
-# One deployment serves one account (DESIGN.md), so max() is that account's row.
+# One deployment serves one account (README, "Running it in production"), so max() is that account's row.
 _CURSOR = text("SELECT max(last_event_id) AS last_event_id, max(updated_at) AS updated_at FROM event_cursors")
 
 

@@ -1,12 +1,16 @@
-"""Table definitions (SQLAlchemy Core), mirroring the Alembic migrations.
+"""The schema at a glance: every table the migrations create, as SQLAlchemy Core tables.
 
-The migrations in ``migrations/`` are the source of truth for the schema; these
-objects let the rest of ``db/`` build statements.  A test checks both agree.
+The migrations in ``migrations/`` are the source of truth (hand-written SQL: triggers,
+CHECKs and grants do not fit here); the statements in ``db/`` are SQL text too.  This
+file is what a reader (and Alembic's ``target_metadata``) sees of the tables: every
+table, column, type and nullability.  ``tests/test_schema_mirror.py`` checks it against a
+migrated database, table by table and column by column, so it cannot drift.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     Date,
@@ -18,29 +22,19 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+from sqlalchemy.types import UserDefinedType
+
+
+class XID8(UserDefinedType[int]):
+    """Postgres's 64-bit transaction id."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: object) -> str:
+        return "xid8"
 
 metadata = MetaData()
 TZ = TIMESTAMP(timezone=True)
-
-# Request states (contract: DESIGN.md, "Request state machine").
-PENDING = "pending"
-IN_FLIGHT = "in_flight"
-SUBMITTED = "submitted"
-FAILED = "failed"
-REJECTED = "rejected"
-CANCELLED = "cancelled"
-AWAITING_APPROVAL = "awaiting_approval"
-STATUSES = (AWAITING_APPROVAL, PENDING, IN_FLIGHT, SUBMITTED, FAILED, REJECTED, CANCELLED)
-FINISHED = (SUBMITTED, FAILED, REJECTED, CANCELLED)
-
-FORGET = "forget"
-RECTIFY = "rectify"
-REQUEST_TYPES = (FORGET, RECTIFY)
-
-# Documented input limits, enforced by CHECK constraints (see the migration).
-MAX_ID_LENGTH = 255
-MAX_VALUE_LENGTH = 131072
-MAX_COMMENT_LENGTH = 4000
 
 gdpr_requests = Table(
     "gdpr_requests",
@@ -75,6 +69,9 @@ gdpr_requests = Table(
     # Retention (migration 0004): when personal fields were purged, and the record_id digest.
     Column("purged_at", TZ),
     Column("record_id_sha256", Text),
+    # Four eyes by login (migration 0005): who entered and who approved, as Postgres saw them.
+    Column("entered_login", Text),
+    Column("approved_login", Text),
 )
 
 gdpr_request_log = Table(
@@ -140,6 +137,9 @@ integrity_chains = Table(
     Column("base_seq", BigInteger, nullable=False),
     Column("base_hash", LargeBinary, nullable=False),
     Column("updated_at", TZ, nullable=False),
+    # The chain lock (migration 0005): the transaction writing it, and how far the purge scrubbed events.
+    Column("writer_xact", XID8),
+    Column("scrubbed_seq", BigInteger, nullable=False),
 )
 
 integrity_checkpoints = Table(
@@ -152,6 +152,8 @@ integrity_checkpoints = Table(
     Column("base_hash", LargeBinary, nullable=False),
     Column("at", TZ, nullable=False),
     Column("by_role", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("newest_at", TZ),
 )
 
 gdpr_holidays = Table(
@@ -159,4 +161,22 @@ gdpr_holidays = Table(
     metadata,
     Column("day", Date, primary_key=True),
     Column("name", Text),
+)
+
+# Settings the daemon writes for intake tools and the retention floors (migrations 0003, 0005).
+gdpr_daemon_settings = Table(
+    "gdpr_daemon_settings",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", JSONB, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+)
+
+# The requests whose call each process has started (migration 0006).
+gdpr_dispatch = Table(
+    "gdpr_dispatch",
+    metadata,
+    Column("owner", Text, primary_key=True),
+    Column("started", ARRAY(BigInteger), nullable=False),
+    Column("updated_at", TZ, nullable=False),
 )

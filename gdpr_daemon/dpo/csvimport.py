@@ -26,8 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 from gdpr_daemon.db.requests import NewRequest
-from gdpr_daemon.db.tables import REQUEST_TYPES
-from gdpr_daemon.dpo.checks import request_problems, shown
+from gdpr_daemon.rules import REQUEST_TYPES, request_problems, shown
 
 __all__ = ["COLUMNS", "REQUIRED", "HeaderError", "ParsedLine", "read_requests"]
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from gdpr_daemon.db.requests import NewRequest
-from gdpr_daemon.db.tables import MAX_ID_LENGTH
+from gdpr_daemon.rules import MAX_ID_LENGTH
 
 if TYPE_CHECKING:
     pass

@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gdpr_daemon.db.imports import BulkResult, Staging
 from gdpr_daemon.db.requests import NewRequest
-from gdpr_daemon.dpo.checks import shown
 from gdpr_daemon.dpo.csvimport import read_requests
 from gdpr_daemon.dpo.fanout import expand, new_group_prefix, ref_too_long
+from gdpr_daemon.rules import shown
 
 __all__ = ["MAX_PROBLEMS", "ImportOutcome", "LineProblem", "import_csv"]
 

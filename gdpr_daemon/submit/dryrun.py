@@ -1,7 +1,7 @@
 """``gdpr-daemon run --once --dry-run``: what the daemon would do now, changing nothing.
 
 Every request waiting to be submitted (pending, or awaiting approval) is checked as the
-worker checks it before a submission: the same pure checks (:func:`.validate.problem`)
+worker checks it before a submission: the same pure checks (:func:`gdpr_daemon.rules.submission_problem`)
 and the account's service list, fetched once from the API.  Nothing is claimed, written
 or submitted: the requests are read in a READ ONLY transaction and the only API call is
 the service list.
@@ -20,9 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gdpr_daemon import render
 from gdpr_daemon.db.queue import ClaimedRequest
 from gdpr_daemon.db.requests import pending_for_dry_run
-from gdpr_daemon.db.tables import AWAITING_APPROVAL
 from gdpr_daemon.ownbackup import Service
-from gdpr_daemon.submit.validate import problem
+from gdpr_daemon.rules import AWAITING_APPROVAL, submission_problem
 
 __all__ = ["DryRunReport", "Verdict", "dry_run", "render_report"]
 
@@ -69,7 +68,7 @@ def verdict(row: dict[str, Any], known: frozenset[int]) -> Verdict:
         "request_id": row["id"], "request_type": row["request_type"], "service_id": row["service_id"],
         "table_name": row["table_name"], "external_ref": row["external_ref"],
     }  # fmt: skip
-    reason = problem(_claimed(row))
+    reason = submission_problem(_claimed(row))
     if reason is None and row["service_id"] not in known:
         reason = (
             f"Service {row['service_id']} is not one of the OwnBackup account's services; "

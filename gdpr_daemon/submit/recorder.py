@@ -33,9 +33,9 @@ from typing import Any, Literal
 
 from gdpr_daemon import metrics
 from gdpr_daemon.db.queue import Outcome, QueueStore
-from gdpr_daemon.db.tables import FAILED, PENDING
 from gdpr_daemon.errors import data_error, db_errors
 from gdpr_daemon.logs import get_logger
+from gdpr_daemon.rules import FAILED, PENDING
 from gdpr_daemon.safetext import escape_controls
 
 log = get_logger(__name__)

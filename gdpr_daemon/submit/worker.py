@@ -28,7 +28,6 @@ from structlog.contextvars import bound_contextvars
 
 from gdpr_daemon import metrics
 from gdpr_daemon.db.queue import ClaimedRequest, Outcome, QueueStore
-from gdpr_daemon.db.tables import FAILED, FORGET, PENDING, REJECTED, SUBMITTED
 from gdpr_daemon.errors import db_errors
 from gdpr_daemon.logs import get_logger
 from gdpr_daemon.ownbackup import (
@@ -39,9 +38,9 @@ from gdpr_daemon.ownbackup import (
     RequestTimeout,
     RetryPolicy,
 )
+from gdpr_daemon.rules import FAILED, FORGET, PENDING, REJECTED, SUBMITTED, submission_problem
 from gdpr_daemon.submit.recorder import Recorder, Starter
 from gdpr_daemon.submit.services import ServiceDirectory
-from gdpr_daemon.submit.validate import problem
 
 log = get_logger(__name__)
 
@@ -316,7 +315,7 @@ class QueueWorker:
 
     async def _attempt(self, req: ClaimedRequest) -> Outcome | None:
         """The outcome of one claim; None when the claim was lost before its call (nothing to record)."""
-        reason = problem(req)
+        reason = submission_problem(req)
         if reason:
             return Outcome(req.id, REJECTED, f"rejected: {reason}", error=reason, called=False)
         try:

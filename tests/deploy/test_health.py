@@ -12,10 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from gdpr_daemon.db import migrate
-from gdpr_daemon.db.tables import STATUSES
 from gdpr_daemon.health import HealthServer, lifecycle_check, parse_address
 from gdpr_daemon.ownbackup.errors import ServerError
 from gdpr_daemon.ownbackup.health import ApiHealth
+from gdpr_daemon.rules import STATUSES
 from tests.helpers import insert_forget, wait_until
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gdpr_daemon.db.queue import ClaimedRequest
-from gdpr_daemon.submit.validate import problem
+from gdpr_daemon.rules import submission_problem as problem
 
 
 def req(**kw) -> ClaimedRequest:
@@ -58,7 +58,7 @@ def test_control_pattern_is_exactly_unicode_category_cc():
     import sys
     import unicodedata
 
-    from gdpr_daemon.submit.validate import CONTROL
+    from gdpr_daemon.rules import CONTROL
 
     for code in range(sys.maxunicode + 1):
         ch = chr(code)
