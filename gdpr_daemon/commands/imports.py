@@ -51,8 +51,7 @@ class Progress:
 
 
 async def cmd_import(args: argparse.Namespace, rt: Runtime) -> int:
-    from gdpr_daemon.dpo.csvimport import HeaderError
-    from gdpr_daemon.dpo.importer import import_csv
+    from gdpr_daemon.dpo.imports import HeaderError, import_csv
 
     path = Path(args.file)
     try:

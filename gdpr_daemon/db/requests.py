@@ -6,7 +6,7 @@ check the state under a row lock and write the history row in the same transacti
 which an intake role may execute without any UPDATE right on the table.  Nothing
 returned here carries the rectify ``value``; only whether one is held.
 Deadline extensions and the overdue report are in :mod:`gdpr_daemon.db.deadlines`,
-bulk import in :mod:`gdpr_daemon.db.imports`.
+bulk import in :mod:`gdpr_daemon.db.imports` (for :mod:`gdpr_daemon.dpo.imports`).
 """
 
 from __future__ import annotations

@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gdpr_daemon.dpo.csvimport import HeaderError
-from gdpr_daemon.dpo.importer import import_csv
+from gdpr_daemon.dpo.imports import HeaderError, import_csv
 from gdpr_daemon.runtime import open_runtime
 from tests.dpo.support import HEADER, cli, csv_bytes, forget, rectify, write_csv
 from tests.helpers import PII_MARKER, pii

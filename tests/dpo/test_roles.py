@@ -16,7 +16,7 @@ from gdpr_daemon.db.deadlines import extend_deadline
 from gdpr_daemon.db.engine import sqlalchemy_url
 from gdpr_daemon.db.intake_settings import write_intake_settings
 from gdpr_daemon.db.requests import approve_requests, cancel_request, retry_request
-from gdpr_daemon.dpo.importer import import_csv
+from gdpr_daemon.dpo.imports import import_csv
 from gdpr_daemon.runtime import open_runtime
 from tests.dpo.support import csv_bytes, forget
 
