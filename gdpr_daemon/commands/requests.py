@@ -244,6 +244,11 @@ def _ids_arg(text: str) -> str:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    _add_submit(sub)
+    _add_requests(sub)
+
+
+def _add_submit(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s = sub.add_parser("submit", help="enqueue one forget or rectify request",
                        description="Insert one request into gdpr_requests, as a DPO would with SQL, after "
                        "checking it. With --all-services, one request per service of the account.")  # fmt: skip
@@ -269,8 +274,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         k.add_argument("--actor", metavar="NAME", type=ACTOR, help="who enters it (default: your user name)")
         k.set_defaults(func=cmd_submit, needs=Needs())
 
-    s = sub.add_parser("requests", help="list, show, approve, extend, verify, retry or cancel requests")
-    acts = s.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+def _add_list(acts: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     a = acts.add_parser("list", help="list requests, newest first (by deadline with --overdue or --due-within)")
     a.add_argument("--status", action="append", metavar="S",
                    help="only this status (repeatable): awaiting_approval, pending, in_flight, submitted, "
@@ -287,6 +292,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     a.add_argument("--limit", type=int, default=100, metavar="N", help="at most N rows (default 100; 0 for all)")
     a.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
     a.set_defaults(func=cmd_requests, needs=Needs())
+
+
+def _add_requests(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    s = sub.add_parser("requests", help="list, show, approve, extend, verify, retry or cancel requests")
+    acts = s.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _add_list(acts)
     a = acts.add_parser("show", help="one request and its whole history")
     a.add_argument("id", type=int)
     a.add_argument("--format", choices=("table", "json"), default="table", help="output format")
