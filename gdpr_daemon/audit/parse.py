@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from gdpr_daemon.rules import MAX_SERVICE_ID
+
 __all__ = [
     "PAGE_SIZE",
     "Event",
@@ -42,7 +44,6 @@ __all__ = [
 #: The API answers at most this many events a page; a shorter page is the last one.
 PAGE_SIZE = 1000
 MAX_EVENT_ID = 2**63 - 1
-MAX_SERVICE_ID = 2**31 - 1
 GDPR_KEY_PREFIX = "gdpr."
 #: Where a GDPR event names the request it is about (the id the API answered).
 REQUEST_ID_PARAMETERS = ("request_id", "job_id", "id")
