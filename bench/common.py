@@ -135,11 +135,14 @@ def percentile(values: list[float], p: float) -> float:
 
 
 class CpuMeter:
-    """CPU seconds spent by this process, the API server and every Postgres process.
+    """CPU seconds spent by this process, the API server and Postgres.
 
     ``split()`` after ``start()`` answers the three deltas.  A Postgres backend that starts
     during the interval counts whole; one that ends before ``split()`` is lost, so take the
-    split before the measured system closes its connections.
+    split before the measured system closes its connections.  With ``start(database=NAME)``
+    Postgres is the server's shared processes (WAL writer, checkpointer ...) and the
+    backends and autovacuum workers of that database only, so other databases' work on a
+    shared server is not charged to the measured system.
     """
 
     def __init__(self, api_pid: int, extra_pids: tuple[int, ...] = ()) -> None:
@@ -149,16 +152,30 @@ class CpuMeter:
         self.api = psutil.Process(api_pid)
         self.extra = [psutil.Process(p) for p in extra_pids]
         self._t0: tuple[float, float, dict[int, float]] = (0.0, 0.0, {})
+        self._database: str | None = None
 
     @staticmethod
     def _cpu(proc: object) -> float:
         t = proc.cpu_times()  # type: ignore[attr-defined]
         return float(t.user + t.system)
 
+    def _counts(self, title: str) -> bool:
+        """Whether a Postgres process (by its title) works for the measured database."""
+        if self._database is None or not title.startswith("postgres: "):
+            return True  # everything, or the postmaster
+        words = title.split()
+        if self._database in words:
+            return True  # a backend or an autovacuum worker of the measured database
+        # A backend of another database: "postgres: [CLUSTER:] USER DATABASE HOST(PORT) STATE".
+        return not any((w.endswith(")") and "(" in w) or w == "[local]" for w in words) and "worker" not in words
+
     def _postgres(self) -> dict[int, float]:
         out: dict[int, float] = {}
-        for proc in self._psutil.process_iter(["name"]):
+        for proc in self._psutil.process_iter(["name", "cmdline"]):
             if proc.info["name"] in ("postgres", "postmaster"):
+                title = " ".join(proc.info["cmdline"] or ())
+                if not self._counts(title):
+                    continue
                 with contextlib.suppress(self._psutil.Error):
                     out[proc.pid] = self._cpu(proc)
         return out
@@ -166,7 +183,8 @@ class CpuMeter:
     def _own(self) -> float:
         return time.process_time() + sum(self._cpu(p) for p in self.extra)
 
-    def start(self) -> None:
+    def start(self, database: str | None = None) -> None:
+        self._database = database
         self._t0 = (self._own(), self._cpu(self.api), self._postgres())
 
     def split(self) -> tuple[float, float, float]:

@@ -92,16 +92,22 @@ async def daemon_on(s: Settings) -> AsyncIterator[Daemon]:
         yield Daemon(rt)
 
 
+def database_name(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return str(make_url(url).database)
+
+
 async def run_daemon(db_url: str, sim_url: str, n: int, concurrency: int, meter: CpuMeter) -> tuple[float, Split]:
     """`gdpr-daemon run`: from its start until the n-th outcome is committed."""
     async with daemon_on(settings(db_url, sim_url, concurrency)) as daemon:
-        return await _time_daemon(daemon, n, meter)
+        return await _time_daemon(daemon, db_url, n, meter)
 
 
-async def _time_daemon(daemon: Daemon, n: int, meter: CpuMeter) -> tuple[float, Split]:
+async def _time_daemon(daemon: Daemon, db_url: str, n: int, meter: CpuMeter) -> tuple[float, Split]:
     stop = asyncio.Event()
     written = daemon.worker.recorder.written
-    meter.start()
+    meter.start(database_name(db_url))
     t0 = time.perf_counter()
     task = asyncio.create_task(daemon.run(stop))
     deadline = time.monotonic() + 600
@@ -124,7 +130,7 @@ async def run_once(db_url: str, sim_url: str, n: int, concurrency: int) -> OnceR
 
 
 async def run_bare(db_url: str, sim_url: str, n: int, concurrency: int, batch: int, meter: CpuMeter) -> tuple[float, Split]:
-    meter.start()
+    meter.start(database_name(db_url))
     conn = await asyncpg.connect(db_url)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as http:
