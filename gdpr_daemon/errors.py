@@ -140,6 +140,8 @@ def data_error(exc: BaseException) -> str | None:
     come as ``asyncpg.DataError``, which is also an ``InterfaceError``: they are data
     errors too, not a lost connection.
     """
+    import asyncpg
+
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None:
@@ -147,5 +149,7 @@ def data_error(exc: BaseException) -> str | None:
         state = getattr(seen, "sqlstate", None)
         if isinstance(state, str) and state[:2] in DATA_ERROR_CLASSES:
             return state
+        if state is None and isinstance(seen, asyncpg.InterfaceError) and isinstance(seen, ValueError):
+            return "22000"  # the driver's DataError, raised unwrapped by statements on its connection
         seen = getattr(seen, "orig", None) or seen.__cause__
     return None

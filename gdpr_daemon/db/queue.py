@@ -156,6 +156,10 @@ WITH h AS (
 SELECT id, ok FROM h
 """)
 
+# One statement (one round trip, its own transaction): the outcomes applied, their history,
+# and for an answer that arrives after this process lost its lease a history row that
+# changes nothing but says what the API did (it may mean the request went out twice).
+# ``late`` reads ``u`` (so it runs after the update) and takes the rows the update left.
 _RECORD = text("""
 WITH o AS (
     SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:details AS text[]),
@@ -182,18 +186,16 @@ WITH o AS (
 ), l AS (
     INSERT INTO gdpr_request_log (request_id, from_status, to_status, detail, actor)
     SELECT id, 'in_flight', status, detail, :actor FROM u ORDER BY id
+), late AS (
+    INSERT INTO gdpr_request_log (request_id, from_status, to_status, detail, actor)
+    SELECT r.id, r.status, r.status,
+           'answer of an attempt whose lease had expired (recorded, state unchanged): ' || o.detail, :actor
+    FROM o JOIN gdpr_requests r ON r.id = o.id
+    WHERE o.called AND o.id NOT IN (SELECT id FROM u)
+    ORDER BY r.id
+    RETURNING 1
 )
-SELECT id FROM u
-""")
-
-# An answer that arrives after this process lost its lease changes nothing, but the
-# history must still say what the API did (it may mean the request went out twice).
-_RECORD_LATE = text("""
-INSERT INTO gdpr_request_log (request_id, from_status, to_status, detail, actor)
-SELECT r.id, r.status, r.status,
-       'answer of an attempt whose lease had expired (recorded, state unchanged): ' || o.detail, :actor
-FROM unnest(CAST(:ids AS bigint[]), CAST(:details AS text[])) AS o(id, detail)
-JOIN gdpr_requests r ON r.id = o.id
+SELECT (SELECT count(*) FROM u) AS applied, (SELECT count(*) FROM late) AS late
 """)
 
 _RENEW = text("""
@@ -307,6 +309,7 @@ class _Raw:
 
 _CLAIM_RAW = _Raw.of(_CLAIM)
 _START_RAW = _Raw.of(_START)
+_RECORD_RAW = _Raw.of(_RECORD)
 
 
 def _num(x: float | None) -> float | None:
@@ -345,8 +348,9 @@ class QueueStore:
     async def _fetch(self, statement: _Raw, **params: Any) -> list[Any]:
         """One statement on the driver's connection, skipping SQLAlchemy's execution layer.
 
-        Claims and starts run a few hundred times a second: the layer costs as much
-        client CPU as the statement itself.  The pool still hands out the connection (and
+        Claims, starts and outcome writes run a few hundred times a second: the layer
+        costs as much client CPU as the statement itself, and an explicit transaction
+        adds a round trip at each end.  The pool still hands out the connection (and
         pings one that sat idle); a connection the statement broke is invalidated.
         """
         async with self.engine.connect() as conn:
@@ -383,37 +387,27 @@ class QueueStore:
         )
 
     async def record(self, outcomes: Sequence[Outcome]) -> tuple[int, int]:
-        """Write outcomes; returns (applied, late).  Late ones of calls made are noted in the history."""
+        """Write outcomes; returns (applied, late).  Late ones of calls made are noted in the history.
+
+        One statement on the driver's connection (see :meth:`_fetch`): the outcomes, their
+        history and the notes of late answers commit together, in one round trip.
+        """
         if not outcomes:
             return 0, 0
-        async with self.engine.begin() as conn:
-            rows = await conn.execute(
-                _RECORD,
-                {
-                    "ids": [o.request_id for o in outcomes],
-                    "statuses": [o.status for o in outcomes],
-                    "details": [o.detail for o in outcomes],
-                    "ob_ids": [o.ownbackup_request_id for o in outcomes],
-                    "errors": [o.error for o in outcomes],
-                    "delays": [float(o.retry_in) for o in outcomes],
-                    "called": [o.called for o in outcomes],
-                    "erase": self.erase_value,
-                    "owner": self.owner,
-                    "actor": self.actor,
-                },
-            )
-            applied = {r[0] for r in rows}
-            late = [o for o in outcomes if o.request_id not in applied and o.called]
-            if late:
-                await conn.execute(
-                    _RECORD_LATE,
-                    {
-                        "ids": [o.request_id for o in late],
-                        "details": [o.detail for o in late],
-                        "actor": self.actor,
-                    },
-                )
-        return len(applied), len(late)
+        rows = await self._fetch(
+            _RECORD_RAW,
+            ids=[o.request_id for o in outcomes],
+            statuses=[o.status for o in outcomes],
+            details=[o.detail for o in outcomes],
+            ob_ids=[o.ownbackup_request_id for o in outcomes],
+            errors=[o.error for o in outcomes],
+            delays=[float(o.retry_in) for o in outcomes],
+            called=[o.called for o in outcomes],
+            erase=self.erase_value,
+            owner=self.owner,
+            actor=self.actor,
+        )
+        return int(rows[0]["applied"]), int(rows[0]["late"])
 
     async def renew_leases(self, ids: Sequence[int] | None = None) -> int:
         """Extend this process's claims (those of ``ids`` only, when given)."""
