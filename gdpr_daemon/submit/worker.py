@@ -212,6 +212,7 @@ class QueueWorker:
         return True
 
     def _start_background(self) -> None:
+        self.store.open_lanes()
         self._bg_stop = asyncio.Event()
         self._bg = [
             asyncio.create_task(self.recorder.run(self._bg_stop), name="outcome-recorder"),
@@ -227,6 +228,7 @@ class QueueWorker:
         for t in done:
             if not t.cancelled() and t.exception() is not None:
                 log.error("background_task_failed", task=t.get_name(), error=repr(t.exception()))
+        await self.store.close_lanes()
 
     async def _renew_loop(self, stop: asyncio.Event) -> None:
         interval = self.settings.lease_seconds / 3
