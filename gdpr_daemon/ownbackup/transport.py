@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -82,23 +82,34 @@ class Answer:
         return 200 <= self.status < 300
 
 
+#: What ``quote_plus`` leaves as it is: a text made only of these is sent unchanged.
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+
+
+def _form_quote(text: str) -> str:
+    return text if _PLAIN(text) else quote_plus(text)
+
+
 def encode_form(fields: Mapping[str, FormValue]) -> bytes:
     """``application/x-www-form-urlencoded``, as the vendor's own clients send.
 
     None is left out; booleans are ``true``/``false``; a list becomes the key repeated
-    once per item (``objects=Account&objects=Contact``).
+    once per item (``objects=Account&objects=Contact``).  The same bytes as
+    ``urllib.parse.urlencode``; plain names and ids (most fields of most calls) skip its
+    quoting, which cost more than the rest of a GDPR call's own work in the client.
     """
-    pairs: list[tuple[str, str]] = []
+    parts: list[str] = []
     for key, value in fields.items():
         if value is None:
             continue
+        name = _form_quote(key)
         if isinstance(value, bool):
-            pairs.append((key, "true" if value else "false"))
+            parts.append(f"{name}={'true' if value else 'false'}")
         elif isinstance(value, list | tuple):
-            pairs.extend((key, str(item)) for item in value)
+            parts.extend(f"{name}={_form_quote(str(item))}" for item in value)
         else:
-            pairs.append((key, str(value)))
-    return urlencode(pairs).encode("ascii")
+            parts.append(f"{name}={_form_quote(str(value))}")
+    return "&".join(parts).encode("ascii")
 
 
 async def exchange(
