@@ -314,6 +314,11 @@ _START_RAW = _Raw.of(_START)
 _RECORD_RAW = _Raw.of(_RECORD)
 
 
+#: The three lanes take three pooled connections; at least two stay for every other statement
+#: (which may also overflow the pool).  The default pool is 10.
+LANES_MIN_POOL = 5
+
+
 class Lane:
     """A pooled connection kept by one writer that runs its statements one after another
     (the claim loop, the call starter, the outcome recorder), while it keeps using it.
@@ -399,7 +404,14 @@ class QueueStore:
 
     def open_lanes(self, idle_after: float = PING_IDLE_AFTER) -> None:
         """Claims, starts and outcome writes each keep a connection while they run (see :class:`Lane`)
-        until :meth:`close_lanes`.  Without lanes (the default) every statement checks one out of the pool."""
+        until :meth:`close_lanes`.  Without lanes (the default) every statement checks one out of the pool.
+
+        Only with a pool of at least :data:`LANES_MIN_POOL` connections: a smaller one
+        (``database_pool_size``) is left whole to the statements that check one out, as before.
+        """
+        size = getattr(self.engine.sync_engine.pool, "size", None)
+        if callable(size) and size() < LANES_MIN_POOL:
+            return
         self._lanes = {kind: Lane(self.engine, idle_after) for kind in ("claim", "start", "record")}
 
     async def close_lanes(self) -> None:

@@ -264,3 +264,27 @@ async def test_reaping_wakes_every_replica(engine, pg, db_url):
     finally:
         await listener.close()
     assert got == [""]
+
+
+async def test_a_small_pool_is_left_to_the_statements(sim, settings_for, db_url, pg):
+    """With a pool smaller than LANES_MIN_POOL the worker keeps no connection of its own for its claims, starts
+    and outcomes (they would take the connections every other statement needs): a daemon whose pool holds one
+    connection submits every request."""
+    from gdpr_daemon.db.engine import make_engine
+    from gdpr_daemon.db.queue import LANES_MIN_POOL
+
+    assert LANES_MIN_POOL > 1
+    await insert_forget(pg, 1001, 5)
+    small = make_engine(db_url, pool_size=1)
+    try:
+        daemon = Daemon(settings_for(), engine=small)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        try:
+            await wait_until(lambda: pg.fetchval("SELECT count(*) = 5 FROM gdpr_requests WHERE status = 'submitted'"),
+                             timeout=30, what="the requests to be submitted through a one-connection pool")  # fmt: skip
+        finally:
+            stop.set()
+            assert await asyncio.wait_for(task, 30) == 0
+    finally:
+        await small.dispose()
