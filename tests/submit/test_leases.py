@@ -266,7 +266,7 @@ async def test_reaping_wakes_every_replica(engine, pg, db_url):
     assert got == [""]
 
 
-async def test_a_small_pool_is_left_to_the_statements(sim, settings_for, db_url, pg):
+async def test_a_small_pool_is_left_to_the_statements(daemon_for, sim, settings_for, db_url, pg):
     """With a pool smaller than LANES_MIN_POOL the worker keeps no connection of its own for its claims, starts
     and outcomes (they would take the connections every other statement needs): a daemon whose pool holds one
     connection submits every request."""
@@ -277,7 +277,7 @@ async def test_a_small_pool_is_left_to_the_statements(sim, settings_for, db_url,
     await insert_forget(pg, 1001, 5)
     small = make_engine(db_url, pool_size=1)
     try:
-        daemon = Daemon(settings_for(), engine=small)
+        daemon = await daemon_for(settings_for(), engine=small)
         stop = asyncio.Event()
         task = asyncio.create_task(daemon.run(stop))
         try:
