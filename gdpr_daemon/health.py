@@ -24,7 +24,6 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
-from alembic.script import ScriptDirectory
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -68,11 +67,6 @@ def api_failure(kind: str | None, status: int | None) -> str:
         except ValueError:
             what += f" (HTTP {status})"
     return what + "; `gdpr-daemon check` and the log say more"
-
-
-def _known_revisions() -> frozenset[str]:
-    scripts = ScriptDirectory.from_config(migrate.alembic_config())
-    return frozenset(s.revision for s in scripts.walk_revisions())
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -121,7 +115,7 @@ class HealthServer:
         if events_pull_interval is not None:
             metrics.EVENTS_PULL_INTERVAL.set(events_pull_interval)
         self._head = migrate.head_revision()  # the newest migration this version ships
-        self._known = _known_revisions()
+        self._known = migrate.known_revisions()
         self._runner: web.AppRunner | None = None
         self._was_ready: bool | None = None
         self._db_up: bool | None = None
