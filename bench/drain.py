@@ -16,7 +16,8 @@ the same job as the bare loop.  Daemon and bare loop alternate order round by ro
 ``run --once`` is measured once on the same data (``--api simulator`` only: it pulls the
 confirming events too).  Then the pickup latency (INSERT to POST received) of single inserts
 on an idle daemon, and the replica scaling: ``--replicas N`` processes of `gdpr-daemon run`
-against an API slowed by ``--scale-latency-ms``, against one process on the same API.
+against an API slowed by ``--scale-latency-ms``, against one process on the same API (with
+the idle RSS of those processes, started and listening on an empty queue).
 
     python bench/drain.py [--api minimal|simulator] [--requests 20000] [--services 20]
                           [--concurrency 32] [--rounds 2] [--pickups 200]
@@ -222,19 +223,32 @@ async def scaling(admin: str, args: argparse.Namespace) -> None:
     print(f"replica scaling: {n} requests, API latency {args.scale_latency_ms:.0f} ms a call, "
           f"concurrency {args.concurrency} a process")  # fmt: skip
     rates: dict[int, float] = {}
+    idle: list[float] = []
     with minimal_api("--services", str(args.services), "--latency-ms", str(args.scale_latency_ms)) as (url, _pid):
         for replicas in (1, args.replicas):
             async with fresh_database(admin) as db:
-                rates[replicas] = await drain_with_processes(db, url, n, replicas, args.concurrency)
+                rates[replicas] = await drain_with_processes(db, url, n, replicas, args.concurrency, idle)
             print(f"  {replicas} process(es): {rates[replicas]:8.0f} requests/s")
+    print(f"idle RSS of `gdpr-daemon run` (started, listening, queue empty): {max(idle):.1f} MiB at most of "
+          f"{len(idle)} processes (goal < 90 MiB)")
     ideal = min(args.replicas * args.concurrency, args.services * 8) / (args.scale_latency_ms / 1000)
     print(f"scaling {args.replicas} processes / 1: {rates[args.replicas] / rates[1]:.2f} "
           f"(goal >= {0.9 * args.replicas:.1f}; the API's latency allows {ideal:.0f} requests/s at this concurrency)")
 
 
-async def drain_with_processes(db_url: str, api_url: str, n: int, replicas: int, concurrency: int) -> float:
-    """Start ``replicas`` `gdpr-daemon run` processes on an empty queue, insert n requests in one
-    statement (NOTIFY wakes them), and time from its commit to the last outcome committed."""
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (Linux: VmRSS in /proc/PID/status), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def drain_with_processes(db_url: str, api_url: str, n: int, replicas: int, concurrency: int,
+                               idle: list[float]) -> float:  # fmt: skip
+    """Start ``replicas`` `gdpr-daemon run` processes on an empty queue, note their idle RSS in
+    ``idle``, insert n requests in one statement (NOTIFY wakes them), and time from its commit
+    to the last outcome committed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GDPR_DAEMON_")}
     env.update(
         GDPR_DAEMON_DATABASE_URL=db_url, GDPR_DAEMON_OWNBACKUP_URL=api_url, GDPR_DAEMON_OWNBACKUP_EMAIL=SIM_EMAIL,
@@ -255,6 +269,7 @@ async def drain_with_processes(db_url: str, api_url: str, n: int, replicas: int,
             assert time.monotonic() < deadline, "the daemons did not start listening within 60 s"
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)  # let each finish its start-up work (event pull, service list)
+        idle.extend(rss_mib(p.pid) for p in procs)
         await fill(db_url, n, 20, analyze=False)
         t0 = time.perf_counter()
         deadline = time.monotonic() + 600
