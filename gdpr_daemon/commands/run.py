@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 from typing import TYPE_CHECKING
 
-from gdpr_daemon.commands.common import Needs, UsageError, setup_logging
+from gdpr_daemon.commands.common import Needs, UsageError, setup_logging, stop_on_signals
 
 if TYPE_CHECKING:
     from gdpr_daemon.daemon import Daemon
@@ -30,11 +28,7 @@ async def cmd_run(args: argparse.Namespace, rt: Runtime) -> int:
     daemon = Daemon(rt)
     if args.once:
         return await once(daemon)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return await daemon.run(stop)
+    return await daemon.run(stop_on_signals())
 
 
 async def dry_run(rt: Runtime) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from gdpr_daemon.db.engine import connect_raw
 from gdpr_daemon.logs import get_logger
+from gdpr_daemon.submit.wait import first_set
 
 log = get_logger(__name__)
 
@@ -39,10 +40,7 @@ async def listen(url: str, on_notify: Callable[[], None], stop: asyncio.Event) -
             on_notify()  # anything inserted while we were not listening
             log.debug("listening", channel=CHANNEL)
             while not (stop.is_set() or lost.is_set()):
-                waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())]
-                await asyncio.wait(waits, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-                for w in waits:
-                    w.cancel()
+                await first_set(stop, lost, timeout=KEEPALIVE_SECONDS)
                 if not (stop.is_set() or lost.is_set()):
                     await conn.execute("SELECT 1", timeout=10)  # a silent network drop shows here
             if lost.is_set() and not stop.is_set():

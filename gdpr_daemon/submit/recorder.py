@@ -37,6 +37,7 @@ from gdpr_daemon.errors import data_error, db_errors
 from gdpr_daemon.logs import get_logger
 from gdpr_daemon.rules import FAILED, PENDING
 from gdpr_daemon.safetext import escape_controls
+from gdpr_daemon.submit.wait import first_set
 
 log = get_logger(__name__)
 
@@ -115,10 +116,7 @@ class Recorder:
                 if stop.is_set():
                     return
                 self._have.clear()
-                waits = [asyncio.ensure_future(self._have.wait()), asyncio.ensure_future(stop.wait())]
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                for w in waits:
-                    w.cancel()
+                await first_set(self._have, stop)
                 continue
             last = time.monotonic()
             batch, self._pending = self._pending[:1000], self._pending[1000:]
@@ -243,10 +241,7 @@ class Starter:
         while not stop.is_set():
             if not self._waiting:
                 self._have.clear()
-                waits = [asyncio.ensure_future(self._have.wait()), asyncio.ensure_future(stop.wait())]
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                for w in waits:
-                    w.cancel()
+                await first_set(self._have, stop)
                 continue
             waiting, self._waiting = self._waiting, {}
             done, self._done = self._done, []

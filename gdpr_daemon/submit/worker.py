@@ -41,6 +41,7 @@ from gdpr_daemon.ownbackup import (
 from gdpr_daemon.rules import FAILED, FORGET, PENDING, REJECTED, SUBMITTED, submission_problem
 from gdpr_daemon.submit.recorder import Recorder, Starter
 from gdpr_daemon.submit.services import ServiceDirectory
+from gdpr_daemon.submit.wait import first_set
 
 log = get_logger(__name__)
 
@@ -148,7 +149,7 @@ class QueueWorker:
                 want = self._room()
                 if want <= 0:
                     self._slot.clear()
-                    await self._wait_for(self._slot, stop, timeout=self.settings.poll_interval)
+                    await first_set(self._slot, stop, timeout=self.settings.poll_interval)
                     continue
                 if not await self._services_ready(stop):
                     continue
@@ -158,14 +159,14 @@ class QueueWorker:
                 except db_errors() as exc:
                     log.warning("database_unavailable", action="claim", error=type(exc).__name__,
                                 retry_in=round(backoff, 1))  # fmt: skip
-                    await self._wait_for(None, stop, timeout=backoff)
+                    await first_set(stop, timeout=backoff)
                     backoff = min(backoff * 2, 30.0)
                     continue
                 backoff = 0.5
                 for req in claimed:
                     self._spawn(req)
                 if len(claimed) < want:
-                    await self._wait_for(self._wake, stop, timeout=self.settings.poll_interval)
+                    await first_set(self._wake, stop, timeout=self.settings.poll_interval)
         finally:
             await self.drain()
             await self._stop_background()
@@ -205,7 +206,7 @@ class QueueWorker:
         except OwnBackupError as exc:
             log.warning("services_unavailable", error=str(exc), retry_in=round(self._list_backoff, 1),
                         hint="no request is claimed until the account's service list can be read")  # fmt: skip
-            await self._wait_for(None, stop, timeout=self._list_backoff)
+            await first_set(stop, timeout=self._list_backoff)
             self._list_backoff = min(self._list_backoff * 2, 5.0)
             return False
         self._list_backoff = 0.5
@@ -233,18 +234,8 @@ class QueueWorker:
     async def _renew_loop(self, stop: asyncio.Event) -> None:
         interval = self.settings.lease_seconds / 3
         while not stop.is_set():
-            await self._wait_for(None, stop, timeout=interval)
+            await first_set(stop, timeout=interval)
             await self.renew_leases()
-
-    async def _wait_for(self, event: asyncio.Event | None, stop: asyncio.Event, timeout: float) -> None:
-        waits = [asyncio.ensure_future(stop.wait())]
-        if event is not None:
-            waits.append(asyncio.ensure_future(event.wait()))
-        try:
-            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
 
     @staticmethod
     def _prefetch(limit: int) -> int:
