@@ -70,9 +70,22 @@ def json_text(dumped: str) -> str:
 SHORT = 4
 
 
-@functools.lru_cache(maxsize=256)  # the password and session ids come again and again
+#: What URL-encoding and JSON escaping leave as it is: a text made only of these has one form.
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]+").fullmatch
+
+
 def secret_forms(secret: str) -> frozenset[str]:
-    """The forms in which a server could echo ``secret``: as sent, URL-encoded, JSON-escaped."""
+    """The forms in which a server could echo ``secret``: as sent, URL-encoded, JSON-escaped.
+
+    A plain name or id (most record ids) is the same in every form.
+    """
+    if _PLAIN(secret):
+        return frozenset((secret,))
+    return _encoded_forms(secret)
+
+
+@functools.lru_cache(maxsize=256)  # the password and session ids come again and again
+def _encoded_forms(secret: str) -> frozenset[str]:
     forms = {secret, quote_plus(secret), quote(secret, safe=""), json.dumps(secret)[1:-1],
              json.dumps(secret, ensure_ascii=False)[1:-1]}  # fmt: skip
     return frozenset(f for f in forms if f)

@@ -82,3 +82,45 @@ async def test_daemon_logs_no_value_password_or_session(daemon_for, sim, setting
     submitted = [ln for ln in lines if ln["event"] == "request_submitted"]
     assert sorted(ln["request_id"] for ln in submitted) == ids
     assert all({"service_id", "attempt", "ownbackup_request_id"} <= ln.keys() for ln in submitted)
+
+
+def test_a_module_logger_follows_every_configuration(captured_logs):
+    """A logger made once at import time (as every module's is) writes with the configuration of the moment:
+    a later `logs.configure` (another stream, another level) and a direct `structlog.configure` (a test's level)
+    both take effect, though the assembled logger is reused between lines."""
+    import structlog
+
+    log = logs.get_logger("test")
+    log.debug("first")
+    assert json.loads(captured_logs.getvalue().splitlines()[-1])["event"] == "first"
+    other = io.StringIO()
+    logs.configure("json", "info", stream=other)
+    try:
+        log.debug("hidden")
+        log.info("second")
+        assert [json.loads(x)["event"] for x in other.getvalue().splitlines()] == ["second"]
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(10))
+        log.debug("third")
+        assert json.loads(other.getvalue().splitlines()[-1])["event"] == "third"
+    finally:
+        logs.configure("json", "debug", stream=captured_logs)
+    assert "hidden" not in captured_logs.getvalue() + other.getvalue()
+
+
+def test_timestamps_are_utc_iso_to_the_microsecond(captured_logs):
+    """Each line's timestamp is ISO 8601 in UTC with microseconds and a Z, and is the time the line was logged."""
+    import re
+    import time
+    from datetime import datetime
+
+    before = time.time()
+    log = logs.get_logger("test")
+    for _ in range(3):
+        log.info("stamped")
+    after = time.time()
+    stamps = [json.loads(x)["timestamp"] for x in captured_logs.getvalue().splitlines()[-3:]]
+    for stamp in stamps:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp), stamp
+        at = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        assert before - 1e-6 <= at <= after + 1e-6
+    assert stamps == sorted(stamps)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,28 @@ if TYPE_CHECKING:
     from gdpr_daemon.runtime import Runtime
 
 EXIT_OK, EXIT_FAILURE = 0, 1
+
+#: Allocations (net of frees) that start a collection of the youngest generation; Python's default is 700.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """Fewer garbage collections while the daemon works.
+
+    Every claim in progress keeps a hundred or so objects alive (its task, futures, the
+    HTTP request and answer), so with Python's default threshold the collector ran
+    several hundred times in a drain of 10,000 requests, each time walking every young
+    object, and the older generations' collections walked the whole heap: about 9% of the
+    process's CPU in bench/drain.py.  The objects made at start-up (modules, the
+    configuration, the pools) are moved out of the collector's sight (``gc.freeze``) and
+    the young generation is collected after 10,000 net allocations instead of 700.
+    Reference counting still frees almost everything at once; only reference cycles
+    wait for a collection, and at most 10,000 new objects' worth of them.
+    """
+    gc.collect()
+    gc.freeze()
+    _young, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def check_usage(args: argparse.Namespace) -> None:
@@ -26,6 +49,7 @@ async def cmd_run(args: argparse.Namespace, rt: Runtime) -> int:
     from gdpr_daemon.daemon import Daemon
 
     daemon = Daemon(rt)
+    tune_gc()
     if args.once:
         return await once(daemon)
     return await daemon.run(stop_on_signals())

@@ -232,6 +232,11 @@ async def _read_bounded(resp: aiohttp.ClientResponse, name: str, max_bytes: int 
     if max_bytes is None:
         return await resp.read()
     declared = resp.content_length
+    if declared is not None and declared <= max_bytes and "Content-Encoding" not in resp.headers:
+        # Read at once: the parser reads no more than the declared length.  (Not when
+        # compressed: the length is the compressed one, and what it inflates to is bounded
+        # only by the reading below.)
+        return await resp.read()
     over = declared is not None and declared > max_bytes
     chunks: list[bytes] = []
     size = 0

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from structlog.contextvars import bound_contextvars
+from structlog.contextvars import bind_contextvars
 
 from gdpr_daemon import metrics
 from gdpr_daemon.db.queue import ClaimedRequest, Outcome, QueueStore
@@ -276,35 +276,37 @@ class QueueWorker:
         self._per_service[req.service_id] -= 1
         if self._per_service[req.service_id] <= 0:
             del self._per_service[req.service_id]
-        self._slot.set()
+        if self._room() > 0:  # the claim loop waits for room for a whole batch: no wake-up before
+            self._slot.set()
 
     # ---- one request ------------------------------------------------------------------
 
     async def _work(self, req: ClaimedRequest) -> None:
         # Every line logged while this request is worked on names it: the worker's, the
         # client's, the transport's and the libraries'.  The task runs in its own copy of
-        # the context, so the binding is this request's alone.
-        with bound_contextvars(request_id=req.id, service_id=req.service_id, attempt=req.attempts):
-            try:
-                outcome = await self._attempt(req)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a bug must not lose the request or stop the daemon
-                log.exception("internal_error")
-                message = f"internal error in gdpr-daemon ({type(exc).__name__})"
-                called = req.id in self._calling
-                outcome = self._retry_or_fail(req, message, None) if called else self._later(req, message, None)
-            if outcome is None:
-                return
-            event, counter = _OUTCOMES[outcome.status]
-            counter.inc()
-            if outcome.status == SUBMITTED:
-                log.info(event, ownbackup_request_id=outcome.ownbackup_request_id)
-            elif outcome.status == PENDING:
-                log.info(event, error=outcome.error, retry_in=round(outcome.retry_in, 1))
-            else:
-                log.warning(event, error=outcome.error)
-            self.recorder.put(outcome)
+        # the context (see _spawn), so the binding is this request's alone and ends with
+        # the task: nothing to undo.
+        bind_contextvars(request_id=req.id, service_id=req.service_id, attempt=req.attempts)
+        try:
+            outcome = await self._attempt(req)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not lose the request or stop the daemon
+            log.exception("internal_error")
+            message = f"internal error in gdpr-daemon ({type(exc).__name__})"
+            called = req.id in self._calling
+            outcome = self._retry_or_fail(req, message, None) if called else self._later(req, message, None)
+        if outcome is None:
+            return
+        event, counter = _OUTCOMES[outcome.status]
+        counter.inc()
+        if outcome.status == SUBMITTED:
+            log.info(event, ownbackup_request_id=outcome.ownbackup_request_id)
+        elif outcome.status == PENDING:
+            log.info(event, error=outcome.error, retry_in=round(outcome.retry_in, 1))
+        else:
+            log.warning(event, error=outcome.error)
+        self.recorder.put(outcome)
 
     async def _attempt(self, req: ClaimedRequest) -> Outcome | None:
         """The outcome of one claim; None when the claim was lost before its call (nothing to record)."""
