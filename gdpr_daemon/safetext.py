@@ -70,8 +70,9 @@ def json_text(dumped: str) -> str:
 SHORT = 4
 
 
-#: What URL-encoding and JSON escaping leave as it is: a text made only of these has one form.
-_PLAIN = re.compile(r"[A-Za-z0-9_.~-]+").fullmatch
+#: Whether a text is made only of what URL-encoding (``quote_plus``) and JSON escaping leave as
+#: it is: such a text (most names and ids) has one form, and goes into a form body unchanged.
+is_plain = re.compile(r"[A-Za-z0-9_.~-]+").fullmatch
 
 
 def secret_forms(secret: str) -> frozenset[str]:
@@ -79,7 +80,7 @@ def secret_forms(secret: str) -> frozenset[str]:
 
     A plain name or id (most record ids) is the same in every form.
     """
-    if _PLAIN(secret):
+    if is_plain(secret):
         return frozenset((secret,))
     return _encoded_forms(secret)
 

@@ -101,6 +101,19 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+async def run_until_submitted(daemon: Any, pg: asyncpg.Connection, count: int, *, what: str, timeout: float = 30) -> None:
+    """Run ``daemon`` until ``count`` requests are submitted (failing after ``timeout`` seconds), then stop it;
+    it must exit 0."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(daemon.run(stop))
+    try:
+        await wait_until(lambda: pg.fetchval("SELECT count(*) = $1 FROM gdpr_requests WHERE status = 'submitted'", count),
+                         timeout=timeout, what=what)  # fmt: skip
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 30) == 0
+
+
 async def statuses(pg: asyncpg.Connection) -> dict[str, int]:
     return {r["status"]: r["n"] for r in await pg.fetch("SELECT status, count(*) n FROM gdpr_requests GROUP BY 1")}
 

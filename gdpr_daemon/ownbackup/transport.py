@@ -33,7 +33,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from gdpr_daemon import metrics
 from gdpr_daemon.logs import get_logger
-from gdpr_daemon.safetext import escape_controls, scrub, secret_forms
+from gdpr_daemon.safetext import escape_controls, is_plain, scrub, secret_forms
 
 from .errors import (
     BadAnswer,
@@ -82,12 +82,8 @@ class Answer:
         return 200 <= self.status < 300
 
 
-#: What ``quote_plus`` leaves as it is: a text made only of these is sent unchanged.
-_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
-
-
 def _form_quote(text: str) -> str:
-    return text if _PLAIN(text) else quote_plus(text)
+    return text if is_plain(text) else quote_plus(text)  # quote_plus('') is '' too
 
 
 def encode_form(fields: Mapping[str, FormValue]) -> bytes:

@@ -9,7 +9,7 @@ import asyncpg
 
 from gdpr_daemon.db.queue import Outcome, QueueStore
 from gdpr_daemon.submit.recorder import Starter
-from tests.helpers import insert_forget, wait_until
+from tests.helpers import insert_forget, run_until_submitted
 
 UNKNOWN = "%outcome unknown%"
 NEVER_SENT = "%never sent%"
@@ -232,14 +232,7 @@ async def test_stopped_process_claims_back_when_their_lease_expires(daemon_for, 
     await dead.claim(4)
     await dead.start(ids[:2])
     daemon = await daemon_for(settings_for(queue_reaper_interval_seconds=3600, queue_poll_interval_seconds=3600))
-    stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(stop))
-    try:
-        await wait_until(lambda: pg.fetchval("SELECT count(*) = 4 FROM gdpr_requests WHERE status = 'submitted'"),
-                         timeout=30, what="the stopped process's claims to come back and be submitted")  # fmt: skip
-    finally:
-        stop.set()
-        assert await asyncio.wait_for(task, 30) == 0
+    await run_until_submitted(daemon, pg, 4, what="the stopped process's claims to come back and be submitted")
     unknown = {r["request_id"] for r in await pg.fetch("SELECT request_id FROM gdpr_request_log WHERE detail LIKE $1", UNKNOWN)}
     never = {r["request_id"] for r in await pg.fetch("SELECT request_id FROM gdpr_request_log WHERE detail LIKE $1", NEVER_SENT)}
     assert (unknown, never) == (set(ids[:2]), set(ids[2:]))
@@ -278,13 +271,6 @@ async def test_a_small_pool_is_left_to_the_statements(daemon_for, sim, settings_
     small = make_engine(db_url, pool_size=1)
     try:
         daemon = await daemon_for(settings_for(), engine=small)
-        stop = asyncio.Event()
-        task = asyncio.create_task(daemon.run(stop))
-        try:
-            await wait_until(lambda: pg.fetchval("SELECT count(*) = 5 FROM gdpr_requests WHERE status = 'submitted'"),
-                             timeout=30, what="the requests to be submitted through a one-connection pool")  # fmt: skip
-        finally:
-            stop.set()
-            assert await asyncio.wait_for(task, 30) == 0
+        await run_until_submitted(daemon, pg, 5, what="the requests to be submitted through a one-connection pool")
     finally:
         await small.dispose()
