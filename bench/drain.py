@@ -15,7 +15,10 @@ Both run in this process with the garbage collector tuned as `gdpr-daemon run` t
 "The daemon" is `gdpr-daemon run` as deployed (scheduler, LISTEN, leases, history with its
 hash chain, logging, metrics), timed from its start until the last outcome is committed:
 the same job as the bare loop.  Daemon and bare loop alternate order round by round.
-``run --once`` is measured once on the same data (``--api simulator`` only: it pulls the
+``--chain-cost`` adds a third system to the alternation: the daemon on a database whose
+history chain trigger only numbers and timestamps the rows (no lock, no lookup, no hash,
+not pinned): what the hash chain costs, measured, not a way to run (the benchmark's
+throwaway database only).  ``run --once`` is measured once on the same data (``--api simulator`` only: it pulls the
 confirming events too).  Then the pickup latency (INSERT to POST received) of single inserts
 on an idle daemon, and the replica scaling: ``--replicas N`` processes of `gdpr-daemon run`
 against an API slowed by ``--scale-latency-ms``, against one process on the same API (with
@@ -24,6 +27,7 @@ the idle RSS of those processes, started and listening on an empty queue).
     python bench/drain.py [--api minimal|simulator] [--requests 20000] [--services 20]
                           [--concurrency 32] [--rounds 2] [--pickups 200]
                           [--replicas 2] [--scale-latency-ms 40] [--scale-requests 10000]
+                          [--chain-cost]
 """
 
 from __future__ import annotations
@@ -124,6 +128,28 @@ async def _time_daemon(daemon: Daemon, db_url: str, n: int, meter: CpuMeter) -> 
     assert await task == 0
     assert written["submitted"] == n and sum(written.values()) == n, written
     return n / elapsed, cpu
+
+
+# For --chain-cost only, in the benchmark's own database: the chain trigger reduced to
+# what a history row needs to be stored (a number above every existing one, the time).
+UNCHAINED = r"""
+CREATE SEQUENCE bench_unchained_seq START 1000000000;
+CREATE OR REPLACE FUNCTION gdpr_request_log_chain() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.at := clock_timestamp();
+    NEW.chain_seq := nextval('bench_unchained_seq');
+    NEW.row_hash := '\x00'::bytea;
+    RETURN NEW;
+END $$;
+"""
+
+
+async def unchain(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(UNCHAINED)
+    finally:
+        await conn.close()
 
 
 async def run_once(db_url: str, sim_url: str, n: int, concurrency: int) -> OnceReport:
@@ -314,24 +340,27 @@ async def main(args: argparse.Namespace) -> None:
     async with postgres() as admin:
         with api_server(args) as (sim_url, api_pid):
             meter = CpuMeter(api_pid)
-            results: dict[str, list[float]] = {"daemon": [], "bare": []}
-            cpus: dict[str, list[Split]] = {"daemon": [], "bare": []}
+            systems = ("bare", "daemon", "unchained") if args.chain_cost else ("bare", "daemon")
+            results: dict[str, list[float]] = {name: [] for name in systems}
+            cpus: dict[str, list[Split]] = {name: [] for name in systems}
             for rnd in range(args.rounds):
-                for name in ("bare", "daemon") if rnd % 2 == 0 else ("daemon", "bare"):
+                for name in systems if rnd % 2 == 0 else systems[::-1]:
                     async with fresh_database(admin) as db:
                         await fill(db, args.requests, args.services)
                         await reset_api(sim_url, args.api)
-                        if name == "daemon":
+                        if name == "unchained":
+                            await unchain(db)
+                        if name != "bare":
                             rate, cpu = await run_daemon(db, sim_url, args.requests, args.concurrency, meter)
                         else:
                             rate, cpu = await run_bare(db, sim_url, args.requests, args.concurrency,
                                                        args.bare_batch, meter)  # fmt: skip
                         results[name].append(rate)
                         cpus[name].append(cpu)
-                        print(f"  round {rnd + 1} {name:<6} {rate:8.0f} requests/s   {per_thousand(cpu, args.requests)}")
-            for name in ("daemon", "bare"):
+                        print(f"  round {rnd + 1} {name:<9} {rate:8.0f} requests/s   {per_thousand(cpu, args.requests)}")
+            for name in ("daemon", "bare", "unchained")[: len(systems)]:
                 med = tuple(statistics.median(c[i] for c in cpus[name]) for i in range(3))
-                print(f"{name:<6} median of {args.rounds} rounds: {statistics.median(results[name]):.0f} requests/s, "
+                print(f"{name:<9} median of {args.rounds} rounds: {statistics.median(results[name]):.0f} requests/s, "
                       f"{per_thousand(med, args.requests)}")  # type: ignore[arg-type]  # fmt: skip
             pairs = [x / y for x, y in zip(results["daemon"], results["bare"], strict=True)]
             print(f"ratio daemon/bare per round: {', '.join(f'{r:.2f}' for r in pairs)}; "
@@ -339,6 +368,12 @@ async def main(args: argparse.Namespace) -> None:
             pg_ratio = [d[2] / b[2] for d, b in zip(cpus["daemon"], cpus["bare"], strict=True) if b[2] > 0]
             if pg_ratio:
                 print(f"Postgres CPU daemon/bare: median {statistics.median(pg_ratio):.2f} (goal <= 2.0)")
+            if args.chain_cost:
+                pairs = [x / y for x, y in zip(results["unchained"], results["bare"], strict=True)]
+                pg = [d[2] / b[2] for d, b in zip(cpus["unchained"], cpus["bare"], strict=True) if b[2] > 0]
+                print(f"without the hash chain's work (--chain-cost): ratio per round {', '.join(f'{r:.2f}' for r in pairs)}; "
+                      f"median {statistics.median(pairs):.2f}; Postgres CPU / bare: median "
+                      f"{statistics.median(pg) if pg else float('nan'):.2f}")  # fmt: skip
             if args.api == "simulator":
                 async with fresh_database(admin) as db:
                     await fill(db, args.requests, args.services)
@@ -370,4 +405,6 @@ if __name__ == "__main__":
     p.add_argument("--replicas", type=int, default=2, help="processes in the scaling run; 1 skips it")
     p.add_argument("--scale-latency-ms", type=float, default=40.0)
     p.add_argument("--scale-requests", type=int, default=10_000)
+    p.add_argument("--chain-cost", action="store_true",
+                   help="also time the daemon with the history chain's trigger reduced to numbering rows")  # fmt: skip
     asyncio.run(main(p.parse_args()))
