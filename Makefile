@@ -23,8 +23,9 @@ test-fast: install
 	$(BIN)/python -m pytest -m 'not slow'
 
 lint: install
-	$(BIN)/pip install --quiet ruff
+	$(BIN)/pip install --quiet ruff mypy==2.4.1
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python bench/drain.py

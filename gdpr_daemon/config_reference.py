@@ -52,7 +52,7 @@ def _default(key: str, info: FieldInfo) -> str:
         return COMPUTED_DEFAULTS[key]
     if info.default_factory is not None:
         if info.default_factory in (dict, list):
-            value: Any = info.default_factory()  # type: ignore[call-arg]
+            value: Any = info.default_factory()  # type: ignore[call-arg,unused-ignore]  # pydantic's stubs differ by version
         else:
             return "computed at start-up"
     elif info.default is PydanticUndefined:

@@ -73,7 +73,7 @@ async def unless_stopped(stop: asyncio.Event, step: Coroutine[Any, Any, None]) -
     return True
 
 
-def add_job(scheduler: AsyncIOScheduler, job: Callable[[], Awaitable[None]], job_id: str, **interval: Any) -> None:
+def add_job(scheduler: AsyncIOScheduler, job: Callable[[], Awaitable[object]], job_id: str, **interval: Any) -> None:
     """An interval job that a shutdown may cut short without a traceback.
 
     APScheduler logs a job cancelled at shutdown as an error with its traceback; each of

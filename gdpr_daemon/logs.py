@@ -24,7 +24,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import orjson
@@ -73,7 +73,7 @@ def _scrub(obj: Any, depth: int = 0) -> Any:
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-def redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: replace sensitive values by key, at any depth."""
     for key, value in list(event_dict.items()):
         if key.lower() in SENSITIVE_KEYS:
@@ -196,7 +196,7 @@ _QUERY_ARGUMENT = re.compile(r"(?P<head>query argument \$\d+: )(?:.*(?= \()|.*)"
 _TEXT_KEYS = ("event", "exception", "stack_info")
 
 
-def redact_text(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact_text(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor for the libraries' records: secrets out of their text.
 
     What follows a sensitive name and ``=`` or ``:`` (``password=...``, ``'token': '...'``,

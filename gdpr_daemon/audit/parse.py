@@ -256,11 +256,11 @@ def parse_event(item: object) -> Event | Malformed:
         return bad
     checked = _check(item)
     if len(checked) == 2:
-        return Malformed(checked[0], _quarantine_json(item), checked[1])  # type: ignore[arg-type]
+        return Malformed(checked[0], _quarantine_json(item), checked[1])
     assert isinstance(item, dict)
     ref = _request_ref(item)
     key = item.get("key")
-    return Event(*checked, key=key if isinstance(key, str) else None, raw_json=_dumps(item),  # type: ignore[misc]
+    return Event(*checked, key=key if isinstance(key, str) else None, raw_json=_dumps(item),
                  request_ref=ref[1] if ref else None)  # fmt: skip
 
 
@@ -291,11 +291,12 @@ def _parse(items: Sequence[object], after: int | None, *, check_each: bool) -> t
     good: list[object] = []
     last_known = page.after
     seen: dict[tuple[int, str], int] = {}
+    eid: int | None
     for item in items:
         bad = _unstorable(item) if check_each else None
         checked = _check(item) if bad is None else (bad.reason, bad.event_id)
         if len(checked) == 3:
-            eid, created_at, service_id = checked  # type: ignore[misc]
+            eid, created_at, service_id = checked
             page.event_ids.append(eid)
             page.created_at.append(created_at)
             page.service_ids.append(service_id)
@@ -306,7 +307,7 @@ def _parse(items: Sequence[object], after: int | None, *, check_each: bool) -> t
                 page.gdpr.append(GdprEvent(eid, created_at, kind if kind in ("forget", "rectify") else None,
                                            service_id, ref[1]))  # fmt: skip
         else:
-            reason, eid = checked  # type: ignore[misc]
+            reason, eid = checked
             raw = bad.raw_json if bad is not None else _quarantine_json(item)
             digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()
             occurrence = seen.get((last_known, digest), 0)

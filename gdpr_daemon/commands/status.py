@@ -84,7 +84,8 @@ def as_text(f: StatusFigures, unconfirmed_after_hours: float, now: datetime) -> 
         lines.append("events: none pulled yet (`gdpr-daemon events pull`, or a running daemon, pulls them)")
     else:
         lines.append(f"events: stored up to event {cursor.last_event_id:,}; the cursor last moved "
-                     f"{_ago(cursor.updated_at, now)} ({_when(cursor.updated_at)})")  # fmt: skip
+                     f"{_ago(cursor.updated_at, now)}"
+                     + (f" ({_when(cursor.updated_at)})" if cursor.updated_at else ""))  # fmt: skip
     lines.append(_backups_line(f))
     return "\n".join(lines)
 

@@ -49,8 +49,9 @@ def _parents() -> dict[str, str | None]:
         if not path.name.endswith(".py"):
             continue
         found = {m[0]: (m[1] or m[2] or None) for m in _REVISION.findall(path.read_text(encoding="utf-8"))}
-        if found.get("revision"):
-            parents[found["revision"]] = found.get("down_revision")
+        revision = found.get("revision")
+        if revision:
+            parents[revision] = found.get("down_revision")
     return parents
 
 

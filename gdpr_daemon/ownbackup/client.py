@@ -28,7 +28,7 @@ from .models import (
     parse_list,
     parse_object,
 )
-from .transport import json_body
+from .transport import FormValue, json_body
 
 __all__ = ["OwnBackupClient"]
 
@@ -169,7 +169,7 @@ class OwnBackupClient(Connection):
         sid = args.whole(service_id, "service_id")
         ref = args.backup_ref(backup_id)
         fmt, dialect = args.export_options(export_format, sql_dialect)
-        form = {
+        form: dict[str, FormValue] = {
             "export_format": fmt,
             "include_attachments": bool(include_attachments),
             "sql_dialect": dialect,

@@ -111,14 +111,6 @@ class _Reader:
             raise self._bad(key, "a number")
         return value
 
-    def str(self, key: str) -> str | None:
-        value = self.obj.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self._bad(key, "a string")
-        return value
-
     def flag(self, key: str) -> bool | None:
         """The vendor sends flags as 0/1 integers; booleans are accepted too."""
         value = self.obj.get(key)
@@ -147,6 +139,15 @@ class _Reader:
 
     def raw(self) -> Mapping[str, Any]:
         return MappingProxyType(self.obj)
+
+    # Last of the methods: its name hides the builtin ``str`` in the class body below it.
+    def str(self, key: str) -> str | None:
+        value = self.obj.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self._bad(key, "a string")
+        return value
 
 
 def _describe(value: object) -> str:

@@ -136,7 +136,7 @@ async def exchange(
             data=data,
             params=params,
             allow_redirects=False,
-            **({"timeout": limits} if limits is not None else {}),
+            timeout=limits or session.timeout,  # the session's own unless the call has its own
         ) as resp:
             body = await _read_bounded(resp, name, max_bytes)
             # resp.headers is a read-only view that stays valid after the release.

@@ -24,6 +24,7 @@ report as "still present".
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import random
 from collections.abc import Callable, Iterator
@@ -69,7 +70,7 @@ class _Change:
     at: float  # epoch seconds the API accepted the call
     record_id: str
     field: str | None  # rectify: the field; forget: None
-    value: str | None = field(default=None, repr=False)  # rectify: the new value (personal data)
+    value: str | None = dataclasses.field(default=None, repr=False)  # rectify: the new value (personal data)
 
 
 @dataclass(frozen=True, slots=True)

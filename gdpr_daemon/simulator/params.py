@@ -99,7 +99,7 @@ class Params:
         When the request validation of the simulator has already read the body, its
         parameters are reused rather than parsed a second time.
         """
-        checked = request.get(PARAMS_KEY)
+        checked: Params | None = request.get(PARAMS_KEY)
         if checked is not None:
             return checked
         if not request.body_exists:
@@ -141,26 +141,6 @@ class Params:
         items = self._values.get(name)
         return items[-1] if items else None
 
-    def list(self, name: str) -> list[str] | None:
-        """A list parameter, or None when absent or empty."""
-        items = self._values.get(name)
-        if not items:
-            return None
-        if len(items) == 1:
-            raw = items[0].strip()
-            if raw.startswith("["):
-                try:
-                    parsed = json.loads(raw)
-                except ValueError as exc:
-                    raise ApiError(400, f"{name} is not a valid JSON array") from exc
-                if not isinstance(parsed, list):
-                    raise ApiError(400, f"{name} must be a list")
-                items = [_as_text(v) for v in parsed]
-            else:
-                items = raw.split(",")
-        cleaned = [item.strip() for item in items if item.strip()]
-        return cleaned or None
-
     def automations(self, name: str) -> dict[str, list[str]] | list[str] | None:
         """Automations by kind (a JSON object, or one as text) or a list of names."""
         items = self._values.get(name)
@@ -188,6 +168,27 @@ class Params:
         if lowered in _FALSE:
             return False
         raise ApiError(400, f"{name} must be true or false, not {raw!r}")
+
+    # Last of the methods: its name hides the builtin ``list`` in the class body below it.
+    def list(self, name: str) -> list[str] | None:
+        """A list parameter, or None when absent or empty."""
+        items = self._values.get(name)
+        if not items:
+            return None
+        if len(items) == 1:
+            raw = items[0].strip()
+            if raw.startswith("["):
+                try:
+                    parsed = json.loads(raw)
+                except ValueError as exc:
+                    raise ApiError(400, f"{name} is not a valid JSON array") from exc
+                if not isinstance(parsed, list):
+                    raise ApiError(400, f"{name} must be a list")
+                items = [_as_text(v) for v in parsed]
+            else:
+                items = raw.split(",")
+        cleaned = [item.strip() for item in items if item.strip()]
+        return cleaned or None
 
 
 # The parameters the request validation read (see gdpr_daemon.simulator.conformance).

@@ -13,7 +13,8 @@ log = get_logger(__name__)
 
 
 class HasId(Protocol):
-    id: int
+    @property
+    def id(self) -> int: ...
 
 
 class ServiceDirectory:

@@ -267,7 +267,7 @@ class QueueWorker:
         self._per_service[req.service_id] += 1
         task = asyncio.create_task(self._work(req), name=f"submit-request-{req.id}")
         self._tasks[req.id] = task
-        task.add_done_callback(lambda _t, req=req: self._done(req))
+        task.add_done_callback(lambda _t: self._done(req))
 
     def _done(self, req: ClaimedRequest) -> None:
         self._tasks.pop(req.id, None)

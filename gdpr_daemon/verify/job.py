@@ -138,6 +138,7 @@ class VerifyJob:
                          backup_id=v.backup_id, records_read=v.rows)  # fmt: skip
             else:
                 counts["not_yet"] += 1
-        result = RoundResult(**counts)
+        result = RoundResult(verified=counts["verified"], still_present=counts["still_present"],
+                             not_yet=counts["not_yet"], failed=counts["failed"])  # fmt: skip
         log.info("verify_round", **counts, downloads=downloads)
         return result

@@ -14,6 +14,7 @@ or comment appears.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import Any, TextIO
@@ -171,7 +172,8 @@ async def _html(conn, out: TextIO, summary, weeks, days, period, progress) -> in
     rows = 0
     async for batch in q.stream_requests(conn, period):
         for row in batch:
-            html.table_row(out, row, COLUMNS, numeric=NUMERIC, alert=bool(row[-1]) or row[10] == "failed")
+            values: Sequence[Any] = row
+            html.table_row(out, values, COLUMNS, numeric=NUMERIC, alert=bool(values[-1]) or values[10] == "failed")
         rows = _progress(rows, len(batch), progress)
     html.table_end(out, empty="No requests were received in this period.", rows=rows, width=len(COLUMNS))
     out.write("</section>\n")
