@@ -18,7 +18,10 @@ the same job as the bare loop.  Daemon and bare loop alternate order round by ro
 ``--chain-cost`` adds a third system to the alternation: the daemon on a database whose
 history chain trigger only numbers and timestamps the rows (no lock, no lookup, no hash,
 not pinned): what the hash chain costs, measured, not a way to run (the benchmark's
-throwaway database only).  ``run --once`` is measured once on the same data (``--api simulator`` only: it pulls the
+throwaway database only).  ``--split`` splits the daemon's own CPU in two: its OwnBackup
+client against bare aiohttp (the same calls at the same concurrency, no database), and the
+queue around it (claims, start marks, outcomes with their history, logging, tasks) with the
+API replaced by an answer made in the process.  ``run --once`` is measured once on the same data (``--api simulator`` only: it pulls the
 confirming events too).  Then the pickup latency (INSERT to POST received) of single inserts
 on an idle daemon, and the replica scaling: ``--replicas N`` processes of `gdpr-daemon run`
 against an API slowed by ``--scale-latency-ms``, against one process on the same API (with
@@ -27,7 +30,7 @@ the idle RSS of those processes, started and listening on an empty queue).
     python bench/drain.py [--api minimal|simulator] [--requests 20000] [--services 20]
                           [--concurrency 32] [--rounds 2] [--pickups 200]
                           [--replicas 2] [--scale-latency-ms 40] [--scale-requests 10000]
-                          [--chain-cost]
+                          [--chain-cost] [--split]
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import statistics
@@ -67,6 +71,7 @@ from gdpr_daemon import logs
 from gdpr_daemon.commands.run import tune_gc
 from gdpr_daemon.config import Settings, load_settings
 from gdpr_daemon.daemon import Daemon, OnceReport
+from gdpr_daemon.ownbackup.models import GdprSubmission
 from gdpr_daemon.runtime import open_runtime
 
 
@@ -150,6 +155,71 @@ async def unchain(url: str) -> None:
         await conn.execute(UNCHAINED)
     finally:
         await conn.close()
+
+
+class InProcessApi:
+    """For --split only: the client's GDPR calls answered in the process, each after one
+    turn of the event loop (a real call yields too), so what is left is the queue's own work."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+
+    async def gdpr_forget(self, service_id: int, **_fields: object) -> GdprSubmission:
+        await asyncio.sleep(0)
+        return GdprSubmission(id=next(self._ids))
+
+    gdpr_rectify = gdpr_forget
+
+
+async def run_queue_only(db_url: str, sim_url: str, n: int, concurrency: int, meter: CpuMeter) -> tuple[float, Split]:
+    async with daemon_on(settings(db_url, sim_url, concurrency)) as daemon:
+        daemon.worker.api = InProcessApi()
+        return await _time_daemon(daemon, db_url, n, meter)
+
+
+async def client_cpu(sim_url: str, n: int, concurrency: int) -> tuple[float, float]:
+    """Own CPU per call, µs: (the daemon's OwnBackup client, bare aiohttp), the same n forget
+    calls at the same concurrency against the same API, no database."""
+    sem = asyncio.Semaphore(concurrency)
+    async with open_runtime(settings("postgresql://unused@127.0.0.1/unused", sim_url, concurrency), api=True) as rt:
+        client = rt.client
+
+        async def ours(i: int) -> int:
+            async with sem:
+                return (await client.gdpr_forget(1001 + i % 20, record_id=f"rec{i}", table_name="Contact")).id
+
+        t0 = time.process_time()
+        await asyncio.gather(*(ours(i) for i in range(n)))
+        own = time.process_time() - t0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+        async with http.post(sim_url + "/api/auth/v1/login", data={"email": SIM_EMAIL, "password": SIM_PASSWORD}) as r:
+            headers = {"X-SESSION-ID": (await r.json())["session_id"]}
+
+        async def bare(i: int) -> int:
+            async with sem, http.post(f"{sim_url}/api/v1/services/{1001 + i % 20}/gdpr/forget",
+                                      data={"record_id": f"rec{i}", "table_name": "Contact"}, headers=headers) as r:  # fmt: skip
+                return int((await r.json())["id"])
+
+        t0 = time.process_time()
+        await asyncio.gather(*(bare(i) for i in range(n)))
+        plain = time.process_time() - t0
+    return own / n * 1e6, plain / n * 1e6
+
+
+async def split(admin: str, sim_url: str, args: argparse.Namespace, meter: CpuMeter) -> None:
+    clients: list[tuple[float, float]] = []
+    queue: list[float] = []
+    for _ in range(args.rounds):
+        await reset_api(sim_url, args.api)
+        clients.append(await client_cpu(sim_url, args.requests, args.concurrency))
+        async with fresh_database(admin) as db:
+            await fill(db, args.requests, args.services)
+            _rate, cpu = await run_queue_only(db, sim_url, args.requests, args.concurrency, meter)
+            queue.append(cpu[0] / args.requests * 1e6)
+    ours, plain = (statistics.median(c[i] for c in clients) for i in range(2))
+    print(f"split of the daemon's own CPU (--split, median of {args.rounds}): its OwnBackup client {ours:.0f} µs a call "
+          f"against bare aiohttp's {plain:.0f} µs (the same calls, concurrency {args.concurrency}); the queue around it, "
+          f"with the API answered in the process, {statistics.median(queue):.0f} µs a request")  # fmt: skip
 
 
 async def run_once(db_url: str, sim_url: str, n: int, concurrency: int) -> OnceReport:
@@ -374,6 +444,8 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"without the hash chain's work (--chain-cost): ratio per round {', '.join(f'{r:.2f}' for r in pairs)}; "
                       f"median {statistics.median(pairs):.2f}; Postgres CPU / bare: median "
                       f"{statistics.median(pg) if pg else float('nan'):.2f}")  # fmt: skip
+            if args.split:
+                await split(admin, sim_url, args, meter)
             if args.api == "simulator":
                 async with fresh_database(admin) as db:
                     await fill(db, args.requests, args.services)
@@ -407,4 +479,6 @@ if __name__ == "__main__":
     p.add_argument("--scale-requests", type=int, default=10_000)
     p.add_argument("--chain-cost", action="store_true",
                    help="also time the daemon with the history chain's trigger reduced to numbering rows")  # fmt: skip
+    p.add_argument("--split", action="store_true",
+                   help="split the daemon's own CPU: its API client vs bare aiohttp, and the queue around it")  # fmt: skip
     asyncio.run(main(p.parse_args()))
