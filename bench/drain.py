@@ -30,7 +30,7 @@ the idle RSS of those processes, started and listening on an empty queue).
     python bench/drain.py [--api minimal|simulator] [--requests 20000] [--services 20]
                           [--concurrency 32] [--rounds 2] [--pickups 200]
                           [--replicas 2] [--scale-latency-ms 40] [--scale-requests 10000]
-                          [--chain-cost] [--split]
+                          [--chain-cost] [--split] [--log-level info|warning]
 """
 
 from __future__ import annotations
@@ -401,7 +401,7 @@ def api_server(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 async def main(args: argparse.Namespace) -> None:
     log_path = Path(tempfile.mkstemp(prefix="gdpr-bench-", suffix=".log")[1])
-    logs.configure("json", "info", stream=log_path.open("a"))
+    logs.configure("json", args.log_level, stream=log_path.open("a"))
     # Both systems run in this process, with the garbage collector tuned as `gdpr-daemon run`
     # tunes it: the bare loop gains from it as much as the daemon, so the ratio is not flattered.
     tune_gc()
@@ -479,6 +479,8 @@ if __name__ == "__main__":
     p.add_argument("--scale-requests", type=int, default=10_000)
     p.add_argument("--chain-cost", action="store_true",
                    help="also time the daemon with the history chain's trigger reduced to numbering rows")  # fmt: skip
+    p.add_argument("--log-level", choices=("info", "warning"), default="info",
+                   help="the daemon's log level (info, as deployed: one line a request; warning: what that line costs)")
     p.add_argument("--split", action="store_true",
                    help="split the daemon's own CPU: its API client vs bare aiohttp, and the queue around it")  # fmt: skip
     asyncio.run(main(p.parse_args()))
