@@ -15,13 +15,7 @@ Both run in this process with the garbage collector tuned as `gdpr-daemon run` t
 "The daemon" is `gdpr-daemon run` as deployed (scheduler, LISTEN, leases, history with its
 hash chain, logging, metrics), timed from its start until the last outcome is committed:
 the same job as the bare loop.  Daemon and bare loop alternate order round by round.
-``--chain-cost`` adds a third system to the alternation: the daemon on a database whose
-history chain trigger only numbers and timestamps the rows (no lock, no lookup, no hash,
-not pinned): what the hash chain costs, measured, not a way to run (the benchmark's
-throwaway database only).  ``--split`` splits the daemon's own CPU in two: its OwnBackup
-client against bare aiohttp (the same calls at the same concurrency, no database), and the
-queue around it (claims, start marks, outcomes with their history, logging, tasks) with the
-API replaced by an answer made in the process.  ``run --once`` is measured once on the same data (``--api simulator`` only: it pulls the
+``run --once`` is measured once on the same data (``--api simulator`` only: it pulls the
 confirming events too).  Then the pickup latency (INSERT to POST received) of single inserts
 on an idle daemon, and the replica scaling: ``--replicas N`` processes of `gdpr-daemon run`
 against an API slowed by ``--scale-latency-ms``, against one process on the same API (with
@@ -31,6 +25,15 @@ the idle RSS of those processes, started and listening on an empty queue).
                           [--concurrency 32] [--rounds 2] [--pickups 200]
                           [--replicas 2] [--scale-latency-ms 40] [--scale-requests 10000]
                           [--chain-cost] [--split] [--log-level info|warning]
+
+Where the daemon's time goes, measured in the same run: ``--chain-cost`` adds a third system
+to the alternation, the daemon on a database whose history chain trigger only numbers and
+timestamps the rows (no lock, no lookup, no hash, not pinned; the benchmark's throwaway
+database only, never a way to run).  ``--split`` splits the daemon's own CPU in two: its
+OwnBackup client against bare aiohttp (the same calls at the same concurrency, no
+database), and the queue around the client (claims, start marks, outcomes with their
+history, logging, tasks) with the API answered in the process.  ``--log-level warning``
+drops the daemon's line a request, to show what it costs.
 """
 
 from __future__ import annotations
