@@ -49,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -194,17 +194,9 @@ async def client_cpu(sim_url: str, n: int, concurrency: int) -> tuple[float, flo
         t0 = time.process_time()
         await asyncio.gather(*(ours(i) for i in range(n)))
         own = time.process_time() - t0
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
-        async with http.post(sim_url + "/api/auth/v1/login", data={"email": SIM_EMAIL, "password": SIM_PASSWORD}) as r:
-            headers = {"X-SESSION-ID": (await r.json())["session_id"]}
-
-        async def bare(i: int) -> int:
-            async with sem, http.post(f"{sim_url}/api/v1/services/{1001 + i % 20}/gdpr/forget",
-                                      data={"record_id": f"rec{i}", "table_name": "Contact"}, headers=headers) as r:  # fmt: skip
-                return int((await r.json())["id"])
-
+    async with bare_api(sim_url, concurrency) as forget:
         t0 = time.process_time()
-        await asyncio.gather(*(bare(i) for i in range(n)))
+        await asyncio.gather(*(forget(1001 + i % 20, f"rec{i}", "Contact") for i in range(n)))
         plain = time.process_time() - t0
     return own / n * 1e6, plain / n * 1e6
 
@@ -232,23 +224,27 @@ async def run_once(db_url: str, sim_url: str, n: int, concurrency: int) -> OnceR
     return report
 
 
+@contextlib.asynccontextmanager
+async def bare_api(sim_url: str, concurrency: int) -> AsyncIterator[Callable[[int, str, str], Awaitable[int]]]:
+    """The bare loop's HTTP side: one aiohttp session, logged in, whose forget(service_id,
+    record_id, table_name) posts at most ``concurrency`` calls at once and answers the id."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+        async with http.post(sim_url + "/api/auth/v1/login", data={"email": SIM_EMAIL, "password": SIM_PASSWORD}) as r:
+            headers = {"X-SESSION-ID": (await r.json())["session_id"]}
+        sem = asyncio.Semaphore(concurrency)
+
+        async def forget(service_id: int, record_id: str, table_name: str) -> int:
+            async with sem, http.post(f"{sim_url}/api/v1/services/{service_id}/gdpr/forget",
+                                      data={"record_id": record_id, "table_name": table_name}, headers=headers) as r:  # fmt: skip
+                return int((await r.json())["id"])
+
+        yield forget
+
+
 async def run_bare(db_url: str, sim_url: str, n: int, concurrency: int, batch: int, meter: CpuMeter) -> tuple[float, Split]:
     meter.start(database_name(db_url))
     conn = await asyncpg.connect(db_url)
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        async with http.post(sim_url + "/api/auth/v1/login", data={"email": SIM_EMAIL, "password": SIM_PASSWORD}) as r:
-            sid = (await r.json())["session_id"]
-        headers = {"X-SESSION-ID": sid}
-        sem = asyncio.Semaphore(concurrency)
-
-        async def post(row: asyncpg.Record) -> int:
-            async with sem, http.post(
-                f"{sim_url}/api/v1/services/{row['service_id']}/gdpr/forget",
-                data={"record_id": row["record_id"], "table_name": row["table_name"]}, headers=headers,
-            ) as r:  # fmt: skip
-                return int((await r.json())["id"])
-
+    async with bare_api(sim_url, concurrency) as forget:
         t0 = time.perf_counter()
         done = 0
         while True:
@@ -259,7 +255,7 @@ async def run_bare(db_url: str, sim_url: str, n: int, concurrency: int, batch: i
             )  # fmt: skip
             if not rows:
                 break
-            ob_ids = await asyncio.gather(*(post(r) for r in rows))
+            ob_ids = await asyncio.gather(*(forget(r["service_id"], r["record_id"], r["table_name"]) for r in rows))
             await conn.execute(
                 "UPDATE gdpr_requests r SET status = 'submitted', ownbackup_request_id = u.ob, submitted_at = now() "
                 "FROM unnest($1::bigint[], $2::bigint[]) AS u(id, ob) WHERE r.id = u.id",
